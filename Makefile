@@ -1,0 +1,41 @@
+# The two commands that matter: `make run` (a local cluster) and `make test` (the full suite).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run stop test unit integration lint typecheck bench bench-quick clean
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c requirements.lock -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+kafka: $(STAMP)
+	$(PY) -m devtools.kafka_broker fetch >/dev/null
+
+run: $(STAMP) kafka
+	$(PY) -m devtools.cluster start --dir .run
+
+stop:
+	@if [ -x $(PY) ]; then $(PY) -m devtools.cluster stop --dir .run; fi
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy shared services devtools
+
+unit: $(STAMP)
+	$(PY) -m pytest -q tests/unit
+
+integration: $(STAMP) kafka
+	$(PY) -m pytest -q tests/integration
+
+test: $(STAMP) kafka lint
+	$(PY) -m pytest -q tests
+
+clean:
+	rm -rf $(VENV) .run .pytest_cache .mypy_cache .ruff_cache

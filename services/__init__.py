@@ -1,0 +1,1 @@
+"""The Switchboard services: ingress, processor, http_worker, scheduler."""

@@ -1,0 +1,1 @@
+"""The http-worker pool: performs outbound HTTP calls and reports what happened."""

@@ -1,0 +1,35 @@
+"""``python -m services.http_worker``: run one http-worker process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from aiohttp import web
+
+from shared import metrics
+from shared.health import add_health_routes
+from shared.logs import configure_logging
+from shared.runner import serve
+from shared.settings import Settings
+
+from .service import HttpWorker
+
+
+async def amain(settings: Settings) -> None:
+    worker = HttpWorker(settings)
+    await worker.start()
+    app = web.Application()
+    add_health_routes(app, lambda: worker.ready)
+    await serve(app, settings.ingress_host, settings.http_worker_port, worker.run, worker.stop)
+
+
+def main() -> None:
+    settings = Settings.from_env(os.environ)
+    configure_logging("http-worker", settings.log_level, settings.log_json)
+    metrics.BUILD_INFO.info({"version": metrics.VERSION, "component": "http-worker"})
+    asyncio.run(amain(settings))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""The ingress's composition root: ``create_app(settings, deps)`` and the Kafka plumbing it needs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from aiohttp import web
+
+from shared import metrics
+from shared.clock import Clock, SystemClock
+from shared.flow_catalog import FlowCatalog, follow_flows
+from shared.health import add_health_routes
+from shared.kafka import make_producer, make_reader, read_all_partitions
+from shared.settings import Settings
+
+from . import routes_executions, routes_flows, webhook
+from .auth import authorized
+from .deps import DEPS, Deps
+from .errors import ApiError, error_response
+from .history import HistoryStore, follow_history
+from .replies import ReplyChannel
+from .resources import Urls
+
+__all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_OPEN = ("/metrics", "/livez", "/readyz")
+
+
+@web.middleware
+async def _errors_and_metrics(request: web.Request, handler: Handler) -> web.StreamResponse:
+    started = time.perf_counter()
+    info = request.match_info.route.resource
+    route = info.canonical if info is not None else "unmatched"
+    status = 500
+    try:
+        deps = request.app[DEPS]
+        if not request.path.startswith(_OPEN) and not request.path.startswith("/v1/Accounts/"):
+            if not authorized(request.headers.get("Authorization"), deps.settings):
+                raise ApiError(401, 20003, "Authentication Error - invalid username")
+        response = await handler(request)
+        status = response.status
+        return response
+    except ApiError as exc:
+        status = exc.status
+        return error_response(exc)
+    except web.HTTPException as exc:
+        status = exc.status
+        if exc.status == 413:
+            return error_response(ApiError(413, 20413, "Request body too large"))
+        if exc.status in (404, 405):
+            return error_response(ApiError(exc.status, 20404, f"The requested resource {request.path} was not found"))
+        raise
+    except Exception:
+        status = 500
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(ApiError(500, 20500, "Internal Server Error"))
+    finally:
+        if route not in _OPEN:
+            metrics.INGRESS_REQUESTS.labels(route, request.method, str(status)).inc()
+            metrics.INGRESS_DURATION.labels(route).observe(time.perf_counter() - started)
+
+
+def create_app(settings: Settings, clock: Clock | None = None) -> web.Application:
+    app = web.Application(middlewares=[_errors_and_metrics], client_max_size=settings.max_request_body_bytes)
+    app.router.add_routes(routes_flows.routes)
+    app.router.add_routes(routes_executions.routes)
+    app.router.add_routes(webhook.routes)
+    state: dict[str, Deps] = {}
+    add_health_routes(app, lambda: "deps" in state and _ready(state["deps"]))
+
+    async def kafka(app: web.Application) -> AsyncIterator[None]:
+        producer = make_producer(settings, "ingress")
+        readers = [make_reader(settings, f"ingress-{n}") for n in ("replies", "flows", "history")]
+        await producer.start()
+        for reader in readers:
+            await reader.start()
+        replies = ReplyChannel(readers[0], settings.topic("replies"), settings.ingress_instance)
+        await replies.start()
+        catalog, history = FlowCatalog(), HistoryStore()
+        await read_all_partitions(readers[1], settings.topic("flows"))
+        await read_all_partitions(readers[2], settings.topic("history"))
+        deps = Deps(settings, producer, replies, catalog, history, clock or SystemClock(),
+                    Urls(settings.public_base_url, settings.account_sid))
+        app[DEPS] = deps
+        state["deps"] = deps
+        tasks = [asyncio.create_task(replies.run()), asyncio.create_task(follow_flows(readers[1], catalog)),
+                 asyncio.create_task(follow_history(readers[2], history))]
+        try:
+            await asyncio.wait_for(asyncio.gather(catalog.ready.wait(), history.ready.wait()), 60)
+        except TimeoutError:
+            pass
+        yield
+        deps.stopping = True
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for reader in readers:
+            await reader.stop()
+        await producer.stop()
+
+    app.cleanup_ctx.append(kafka)
+    return app
+
+
+def _ready(deps: Deps) -> bool:
+    return (not deps.stopping and deps.replies.ready.is_set() and deps.catalog.ready.is_set()
+            and deps.history.ready.is_set())

@@ -1,0 +1,39 @@
+"""What the ingress's handlers share, built once in the composition root."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+from aiokafka import AIOKafkaProducer
+
+from shared.clock import Clock
+from shared.flow_catalog import FlowCatalog
+from shared.messages import Message, encode
+from shared.settings import Settings
+
+from .history import HistoryStore
+from .replies import ReplyChannel
+from .resources import Urls
+
+__all__ = ["DEPS", "Deps"]
+
+
+@dataclass
+class Deps:
+    settings: Settings
+    producer: AIOKafkaProducer
+    replies: ReplyChannel
+    catalog: FlowCatalog
+    history: HistoryStore
+    clock: Clock
+    urls: Urls
+    stopping: bool = False
+
+    async def publish(self, topic: str, key: str, message: Message | None) -> None:
+        """Publish and wait for the broker's acknowledgement (the caller answers only after that)."""
+        value = encode(message) if message is not None else None
+        await self.producer.send_and_wait(self.settings.topic(topic), value, key=key.encode())
+
+
+DEPS: web.AppKey[Deps] = web.AppKey("deps", Deps)

@@ -1,0 +1,180 @@
+"""The processor's composition root: a faust app whose one agent hosts the state machine.
+
+The agent decodes an event, loads the route's and execution's state from two
+tables, calls the pure ``handle``, writes the new state back and sends the
+commands and history records. faust flushes the producer before it commits an
+offset, so a crash replays events whose effects may be missing, never the
+reverse; the state machine recognises replays by their wait tokens.
+
+The agent runs with ``concurrency=1`` (faust-streaming#606: higher concurrency
+can commit past an unprocessed event); scale by partitions and replicas.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import faust
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from shared import metrics
+from shared.clock import Clock, SystemClock
+from shared.flow_catalog import FlowCatalog, follow_flows
+from shared.kafka import make_reader, read_all_partitions
+from shared.logs import bind
+from shared.messages import (
+    CancelTimer,
+    DecodeError,
+    ExecutionRecord,
+    HttpRequest,
+    Reply,
+    ScheduleTimer,
+    StartExecution,
+    StepRecord,
+    WebhookReceived,
+    decode,
+    encode,
+)
+from shared.settings import Settings
+
+from .machine import handle
+from .sprint import Env
+from .state import ExecutionState, RouteState
+
+__all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
+
+
+class _Executions(Mapping[str, ExecutionState]):
+    """Read-only view of the executions table that decodes on access."""
+
+    def __init__(self, table: Any) -> None:
+        self._table = table
+
+    def __getitem__(self, sid: str) -> ExecutionState:
+        raw = self._table.get(sid.encode())
+        if raw is None:
+            raise KeyError(sid)
+        return ExecutionState.from_bytes(raw)
+
+    def __iter__(self) -> Iterator[str]:
+        raise NotImplementedError("the state machine never iterates executions")
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+
+def create_app(settings: Settings, clock: Clock | None = None, worker_id: str = "0") -> faust.App:
+    clock = clock or SystemClock()
+    app = faust.App(
+        "switchboard-processor",
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        store="memory://",
+        topic_partitions=settings.event_partitions,
+        topic_replication_factor=settings.replication_factor,
+        web_enabled=True,
+        web_bind=settings.ingress_host,
+        web_port=settings.processor_port,
+        web_in_thread=False,
+        producer_acks=-1,
+        producer_linger_ms=1,
+        broker_commit_interval=1.0,
+        stream_wait_empty=False,
+        consumer_auto_offset_reset="earliest",
+        autodiscover=False,
+        key_serializer="raw",  # our own codec (shared.messages) does all (de)serialization
+        value_serializer="raw",
+        table_cleanup_interval=3600.0,
+        datadir=f"/tmp/switchboard-processor-{settings.topic_prefix}{worker_id}",
+    )
+    events = app.topic(settings.topic("events"), key_type=bytes, value_type=bytes,
+                       key_serializer="raw", value_serializer="raw", internal=False)
+    executions = app.Table("executions", partitions=settings.event_partitions, key_type=bytes, value_type=bytes)
+    routes = app.Table("routes", partitions=settings.event_partitions, key_type=bytes, value_type=bytes)
+    catalog = FlowCatalog()
+    topics = {name: settings.topic(name) for name in ("http-requests", "timers", "replies", "history")}
+
+    @app.task
+    async def load_flows() -> None:
+        reader = make_reader(settings, "processor-flows")
+        await reader.start()
+        try:
+            await read_all_partitions(reader, settings.topic("flows"))
+            await follow_flows(reader, catalog)
+        finally:
+            await reader.stop()
+
+    async def publish(outcome_commands: list[Any], records: list[ExecutionRecord | StepRecord]) -> None:
+        send = app.producer.send
+        for command in outcome_commands:
+            if isinstance(command, HttpRequest):
+                await send(topics["http-requests"], command.execution_sid.encode(), encode(command), None, None, None)
+            elif isinstance(command, ScheduleTimer):
+                await send(topics["timers"], command.timer_id.encode(), encode(command), None, None, None)
+            elif isinstance(command, CancelTimer):
+                await send(topics["timers"], command.timer_id.encode(), None, None, None, None)
+            elif isinstance(command, Reply):
+                partition = command.partition if command.partition >= 0 else None
+                await send(topics["replies"], command.reply_id.encode(), encode(command), partition, None, None)
+        for record in records:
+            await send(topics["history"], record.sid.encode(), encode(record), None, None, None)
+
+    @app.agent(events, concurrency=1)
+    async def process(stream: Any) -> None:
+        async for event in stream.events():
+            try:
+                message = decode(event.value)
+            except DecodeError as exc:
+                log.error("dropping an undecodable event", extra={"fields": {"error": str(exc)}})
+                metrics.PROCESSOR_EVENTS.labels("undecodable", "dropped").inc()
+                continue
+            if isinstance(message, StartExecution | WebhookReceived):
+                await catalog.wait_for(message.flow_sid, message.revision, timeout=10.0)
+            bind(execution_sid=getattr(message, "execution_sid", ""), flow_sid=getattr(message, "flow_sid", ""))
+            key = event.key
+            route = RouteState.from_bytes(routes.get(key))
+            env = Env(now=clock.now(), settings=settings, flows=catalog.definition)
+            outcome = handle(message, route, _Executions(executions), env)  # type: ignore[arg-type]
+            if outcome.route.empty:
+                routes.pop(key, None)
+            else:
+                routes[key] = outcome.route.to_bytes()
+            for sid, state in outcome.executions.items():
+                if state is None:
+                    executions.pop(sid.encode(), None)
+                else:
+                    executions[sid.encode()] = state.to_bytes()
+            await publish(outcome.commands, outcome.records)
+            _count(message.kind, outcome.records)
+
+    @app.page("/metrics")
+    async def metrics_page(self: Any, request: Any) -> Any:
+        return self.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+    @app.page("/livez")
+    async def livez(self: Any, request: Any) -> Any:
+        return self.json({"status": "ok"})
+
+    @app.page("/readyz")
+    async def readyz(self: Any, request: Any) -> Any:
+        ready = catalog.ready.is_set() and not app.rebalancing and not app.tables.recovery.in_recovery  # type: ignore[attr-defined]
+        return self.json({"status": "ready" if ready else "not ready"}, status=200 if ready else 503)
+
+    app.catalog = catalog  # type: ignore[attr-defined]
+    _ = asyncio
+    return app
+
+
+def _count(kind: str, records: list[ExecutionRecord | StepRecord]) -> None:
+    metrics.PROCESSOR_EVENTS.labels(kind, "handled").inc()
+    for record in records:
+        if isinstance(record, StepRecord):
+            metrics.STEPS.labels(record.type, record.name if record.name.isalpha() else "limit").inc()
+            if record.index == 0:
+                metrics.EXECUTIONS_STARTED.labels(record.name).inc()
+        elif record.status == "ended":
+            metrics.EXECUTIONS_ENDED.labels(record.end_reason or "completed").inc()

@@ -1,0 +1,115 @@
+"""Split Based On… operators, with Studio's rules.
+
+Every comparison trims surrounding white space and ignores case; regular
+expressions must match the whole string; ``less_than``/``greater_than`` compare
+numbers only; times are 24-hour ``HH:MM`` and dates ``YYYY-MM-DD``. A value that
+cannot be read the way the operator needs simply does not match.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import date
+from functools import lru_cache
+
+__all__ = ["OPERATORS", "evaluate"]
+
+
+def _norm(text: str) -> str:
+    return text.strip().lower()
+
+
+def _number(text: str) -> float | None:
+    try:
+        value = float(text.strip())
+    except ValueError:
+        return None
+    return value if value == value else None  # NaN never compares
+
+
+def _equal(a: str, b: str) -> bool:
+    if _norm(a) == _norm(b):
+        return True
+    x, y = _number(a), _number(b)
+    return x is not None and y is not None and x == y
+
+
+def _any_of(a: str, b: str) -> bool:
+    return any(_equal(a, option) for option in b.split(",") if option.strip() or not a.strip())
+
+
+@lru_cache(maxsize=1024)
+def _regex(pattern: str) -> re.Pattern[str] | None:
+    try:
+        return re.compile(pattern.strip(), re.IGNORECASE | re.DOTALL)
+    except re.error:
+        return None
+
+
+def _matches(a: str, b: str) -> bool:
+    compiled = _regex(b)
+    return bool(compiled and compiled.fullmatch(a.strip()))
+
+
+def _compare(a: str, b: str, less: bool) -> bool:
+    x, y = _number(a), _number(b)
+    if x is None or y is None:
+        return False
+    return x < y if less else x > y
+
+
+_TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+
+
+def _minutes(text: str) -> int | None:
+    m = _TIME.match(text.strip())
+    return int(m.group(1)) * 60 + int(m.group(2)) if m else None
+
+
+def _time(a: str, b: str, before: bool) -> bool:
+    x, y = _minutes(a), _minutes(b)
+    if x is None or y is None:
+        return False
+    return x < y if before else x > y
+
+
+def _day(text: str) -> date | None:
+    try:
+        return date.fromisoformat(text.strip()[:10]) if re.match(r"^\d{4}-\d{2}-\d{2}", text.strip()) else None
+    except ValueError:
+        return None
+
+
+def _date(a: str, b: str, before: bool) -> bool:
+    x, y = _day(a), _day(b)
+    if x is None or y is None:
+        return False
+    return x < y if before else x > y
+
+
+OPERATORS: dict[str, Callable[[str, str], bool]] = {
+    "equal_to": _equal,
+    "not_equal_to": lambda a, b: not _equal(a, b),
+    "matches_any_of": _any_of,
+    "does_not_match_any_of": lambda a, b: not _any_of(a, b),
+    "is_blank": lambda a, b: not a.strip(),
+    "is_not_blank": lambda a, b: bool(a.strip()),
+    "regex": _matches,
+    "contains": lambda a, b: _norm(b) in _norm(a),
+    "does_not_contain": lambda a, b: _norm(b) not in _norm(a),
+    "starts_with": lambda a, b: _norm(a).startswith(_norm(b)),
+    "does_not_start_with": lambda a, b: not _norm(a).startswith(_norm(b)),
+    "less_than": lambda a, b: _compare(a, b, less=True),
+    "greater_than": lambda a, b: _compare(a, b, less=False),
+    "is_before_time": lambda a, b: _time(a, b, before=True),
+    "is_after_time": lambda a, b: _time(a, b, before=False),
+    "is_before_date": lambda a, b: _date(a, b, before=True),
+    "is_after_date": lambda a, b: _date(a, b, before=False),
+}
+
+
+def evaluate(operator: str, tested: str, value: str) -> bool:
+    """Apply ``operator`` to the tested input and the condition's value; unknown operators never match."""
+    fn = OPERATORS.get(operator)
+    return bool(fn and fn(tested, value))

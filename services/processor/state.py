@@ -1,0 +1,125 @@
+"""What the processor remembers about executions and routes between events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+__all__ = ["ExecutionState", "RouteState", "Wait"]
+
+
+@dataclass(slots=True)
+class Wait:
+    """The widget an execution is parked on, and what would resume it.
+
+    ``token`` is unique per wait, so a result, return or timer meant for an
+    earlier wait (late, duplicated, replayed) is recognised and ignored.
+    """
+
+    widget: str
+    kind: str  # "http" | "webhook" | "message"
+    token: str
+    events: tuple[str, ...] = ()  # FlowEvent values accepted (webhook waits)
+    timer_id: str = ""
+    twiml: str = ""  # what the live call was told to do while parked here
+    started_at: float = 0.0
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "widget": self.widget, "kind": self.kind, "token": self.token, "events": list(self.events),
+            "timer_id": self.timer_id, "twiml": self.twiml, "started_at": self.started_at, "data": self.data,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Wait:
+        return cls(d["widget"], d["kind"], d["token"], tuple(d.get("events", ())), d.get("timer_id", ""),
+                   d.get("twiml", ""), d.get("started_at", 0.0), d.get("data", {}))
+
+
+@dataclass(slots=True)
+class ExecutionState:
+    """One execution, as stored in the processor's ``executions`` table."""
+
+    sid: str
+    flow_sid: str
+    revision: int
+    route: str
+    contact_address: str
+    channel_address: str
+    initiated_by: str
+    channel: str  # "request" | "voice" | "message"
+    context: dict[str, Any]
+    created_at: float
+    updated_at: float
+    status: str = "active"
+    step_count: int = 0
+    last_widget: str = ""
+    streak: int = 0
+    wait: Wait | None = None
+    call_sid: str = ""
+    reply_id: str = ""
+    reply_partition: int = -1
+    end_reason: str = ""
+    expiry_timer: str = ""
+
+    def to_bytes(self) -> bytes:
+        d = {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]
+        d["wait"] = self.wait.to_dict() if self.wait else None
+        return orjson.dumps(d)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> ExecutionState:
+        d = orjson.loads(data)
+        wait = d.pop("wait")
+        state = cls(**d)
+        state.wait = Wait.from_dict(wait) if wait else None
+        return state
+
+    def copy(self) -> ExecutionState:
+        """A deep copy, so the state machine never mutates what it was given."""
+        return ExecutionState.from_bytes(self.to_bytes())
+
+
+@dataclass(slots=True)
+class RouteState:
+    """Per route (flow + contact): the active executions and the ones that recently ended."""
+
+    active: list[str] = field(default_factory=list)
+    calls: dict[str, str] = field(default_factory=dict)  # CallSid -> execution sid
+    recent: list[str] = field(default_factory=list)  # recently ended execution sids, newest last
+
+    RECENT_LIMIT = 32
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps({"active": self.active, "calls": self.calls, "recent": self.recent})
+
+    @classmethod
+    def from_bytes(cls, data: bytes | None) -> RouteState:
+        if not data:
+            return cls()
+        d = orjson.loads(data)
+        return cls(list(d["active"]), dict(d["calls"]), list(d["recent"]))
+
+    def copy(self) -> RouteState:
+        return RouteState(list(self.active), dict(self.calls), list(self.recent))
+
+    def add(self, sid: str, call_sid: str = "") -> None:
+        if sid not in self.active:
+            self.active.append(sid)
+        if call_sid:
+            self.calls[call_sid] = sid
+
+    def finish(self, sid: str) -> None:
+        if sid in self.active:
+            self.active.remove(sid)
+        self.calls = {c: s for c, s in self.calls.items() if s != sid}
+        if sid not in self.recent:
+            self.recent.append(sid)
+            del self.recent[: -self.RECENT_LIMIT]
+
+    @property
+    def empty(self) -> bool:
+        return not self.active and not self.calls and not self.recent

@@ -1,0 +1,33 @@
+"""Widget handlers, one module per family, registered by Studio widget type.
+
+A handler's ``enter`` runs when an execution reaches the widget and returns
+``Next`` (take a transition now) or ``Park`` (wait for an event). ``resume``
+gets the event that ends a wait; it returns ``None`` when the event is not for
+this wait, and the event is then ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from shared.flow import State
+from shared.messages import Event
+
+from ..sprint import Next, Park, Sprint
+from . import http, logic
+
+__all__ = ["ENTER", "RESUME", "Enter", "Resume"]
+
+Enter = Callable[[Sprint, State], Next | Park]
+Resume = Callable[[Sprint, State, Event], Next | Park | None]
+
+ENTER: dict[str, Enter] = {
+    "set-variables": logic.set_variables,
+    "split-based-on": logic.split_based_on,
+    "make-http-request": http.make_http_request,
+    "run-function": http.run_function,
+}
+RESUME: dict[str, Resume] = {
+    "make-http-request": http.resume,
+    "run-function": http.resume,
+}

@@ -1,0 +1,1 @@
+"""The scheduler: durable timers kept in a compacted Kafka topic, fired into the processor's input."""

@@ -1,0 +1,1 @@
+"""Code the Switchboard services share: messages, topics, settings, flows, Liquid."""

@@ -1,0 +1,123 @@
+"""Every flow revision, read whole from the compacted ``flows`` topic into memory.
+
+The processor needs a revision's definition to run it and the ingress needs
+flows to answer the API; both keep this catalog current with a reader that
+never stops. ``wait_for`` lets a consumer of the events topic wait for a flow it
+has just heard of (the flow record may still be in flight).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaConsumer
+
+from shared.flow import FlowDefinition, FlowDefinitionError, parse_definition
+from shared.messages import DecodeError, FlowRecord, decode
+
+__all__ = ["FlowCatalog", "flow_key", "follow_flows"]
+
+log = logging.getLogger(__name__)
+
+
+def flow_key(sid: str, revision: int) -> bytes:
+    return f"{sid}/{revision}".encode()
+
+
+@dataclass
+class FlowCatalog:
+    records: dict[str, dict[int, FlowRecord]] = field(default_factory=dict)
+    _parsed: dict[tuple[str, int], FlowDefinition] = field(default_factory=dict)
+    _changed: asyncio.Event = field(default_factory=asyncio.Event)
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def apply(self, key: bytes | None, value: bytes | None) -> None:
+        if key is None:
+            return
+        sid, _, rev = key.decode().partition("/")
+        if value is None:  # tombstone: a deleted flow (every revision gets one)
+            revisions = self.records.get(sid, {})
+            if rev.isdigit():
+                revisions.pop(int(rev), None)
+                self._parsed.pop((sid, int(rev)), None)
+            if not revisions:
+                self.records.pop(sid, None)
+        else:
+            try:
+                record = decode(value)
+            except DecodeError:
+                log.warning("skipping an undecodable flow record %r", key)
+                return
+            if not isinstance(record, FlowRecord):
+                return
+            self.records.setdefault(record.sid, {})[record.revision] = record
+            self._parsed.pop((record.sid, record.revision), None)
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def definition(self, sid: str, revision: int) -> FlowDefinition | None:
+        cached = self._parsed.get((sid, revision))
+        if cached is not None:
+            return cached
+        record = self.records.get(sid, {}).get(revision)
+        if record is None:
+            return None
+        try:
+            parsed = parse_definition(record.definition)
+        except FlowDefinitionError:
+            return None
+        self._parsed[(sid, revision)] = parsed
+        return parsed
+
+    def latest(self, sid: str) -> FlowRecord | None:
+        revisions = self.records.get(sid)
+        return revisions[max(revisions)] if revisions else None
+
+    def latest_published(self, sid: str) -> FlowRecord | None:
+        revisions = self.records.get(sid) or {}
+        published = [r for r in revisions.values() if r.status == "published"]
+        return max(published, key=lambda r: r.revision) if published else None
+
+    def revisions(self, sid: str) -> list[FlowRecord]:
+        return sorted((self.records.get(sid) or {}).values(), key=lambda r: r.revision, reverse=True)
+
+    def flows(self) -> Iterator[FlowRecord]:
+        for sid in self.records:
+            latest = self.latest(sid)
+            if latest is not None:
+                yield latest
+
+    async def wait_for(self, sid: str, revision: int, timeout: float) -> FlowDefinition | None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            found = self.definition(sid, revision)
+            if found is not None:
+                return found
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return None
+            try:
+                await asyncio.wait_for(self._changed.wait(), remaining)
+            except TimeoutError:
+                return None
+
+
+async def follow_flows(consumer: AIOKafkaConsumer, catalog: FlowCatalog) -> None:
+    """Apply every record of the flows topic to ``catalog``, forever; set ``ready`` once caught up."""
+    tps = list(consumer.assignment())
+    ends = await consumer.end_offsets(tps)
+    if all(ends[tp] == 0 for tp in tps):
+        catalog.ready.set()
+    while True:
+        batches = await consumer.getmany(timeout_ms=200)
+        for records in batches.values():
+            for record in records:
+                catalog.apply(record.key, record.value)
+        if not catalog.ready.is_set():
+            positions = {tp: await consumer.position(tp) for tp in tps}
+            if all(positions[tp] >= ends[tp] for tp in tps):
+                catalog.ready.set()

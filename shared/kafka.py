@@ -1,0 +1,52 @@
+"""aiokafka clients configured the one way every service uses them."""
+
+from __future__ import annotations
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from shared.settings import Settings
+
+__all__ = ["make_producer", "make_reader", "read_all_partitions"]
+
+
+def make_producer(settings: Settings, client_id: str) -> AIOKafkaProducer:
+    """Durable and quick: acks=all, idempotent, small linger so replies are not held back."""
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        client_id=client_id,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=1,
+        max_batch_size=256 * 1024,
+        request_timeout_ms=30000,
+    )
+
+
+def make_reader(settings: Settings, client_id: str) -> AIOKafkaConsumer:
+    """A consumer without a group: the caller assigns partitions and offsets itself."""
+    return AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        client_id=client_id,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=20,
+        max_poll_records=2000,
+    )
+
+
+async def read_all_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    """Assign every partition of ``topic`` from the beginning; return them."""
+    partitions = None
+    for _ in range(100):
+        partitions = await consumer._client.fetch_all_metadata()  # noqa: SLF001 - aiokafka has no public call
+        ids = partitions.partitions_for_topic(topic)
+        if ids:
+            tps = [TopicPartition(topic, p) for p in sorted(ids)]
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            return tps
+        import asyncio
+
+        await asyncio.sleep(0.2)
+    raise RuntimeError(f"topic {topic} does not exist; run the topic creation first")

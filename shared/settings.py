@@ -1,0 +1,152 @@
+"""Settings, parsed once at start-up from an injected mapping (``os.environ`` in ``__main__``).
+
+Every setting has an environment variable ``SWITCHBOARD_<NAME>``; a malformed
+value fails at start-up with the variable's name, never later.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+__all__ = ["ConfigError", "Settings"]
+
+T = TypeVar("T")
+
+DEV_ACCOUNT_SID = "AC" + "0" * 31 + "1"
+DEV_AUTH_TOKEN = "dev-auth-token-change-me"
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed."""
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"not a boolean: {text!r}")
+
+
+def _list(text: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in text.split(",") if item.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a Switchboard service can be configured with."""
+
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    topic_prefix: str = "switchboard."
+    event_partitions: int = 8
+    reply_partitions: int = 16
+    replication_factor: int = 1
+
+    account_sid: str = DEV_ACCOUNT_SID
+    auth_token: str = DEV_AUTH_TOKEN
+    api_key_sid: str = ""
+    api_key_secret: str = ""
+
+    public_base_url: str = "http://127.0.0.1:8080"
+    ingress_host: str = "127.0.0.1"
+    ingress_port: int = 8080
+    #: Which reply partition this ingress instance owns (StatefulSet ordinal in k8s).
+    ingress_instance: int = 0
+    processor_port: int = 8081
+    http_worker_port: int = 8082
+    scheduler_port: int = 8083
+
+    validate_webhook_signature: bool = True
+    #: Networks/hosts outbound HTTP may reach although private/loopback (e.g. "127.0.0.0/8").
+    outbound_allow: tuple[str, ...] = ()
+    twilio_api_base: str = "https://api.twilio.com"
+    http_timeout_seconds: float = 10.0
+    http_max_response_bytes: int = 65536
+    http_max_redirects: int = 5
+    http_concurrency: int = 256
+
+    webhook_reply_budget_seconds: float = 8.0
+    rest_reply_budget_seconds: float = 10.0
+    max_request_body_bytes: int = 1_048_576
+    max_flow_definition_bytes: int = 1_048_576
+
+    execution_expiry_seconds: int = 30 * 24 * 3600
+    history_retention_seconds: int = 30 * 24 * 3600
+
+    log_level: str = "INFO"
+    log_json: bool = True
+    extra: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    @property
+    def outbound_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        nets = []
+        for item in self.outbound_allow:
+            try:
+                nets.append(ipaddress.ip_network(item, strict=False))
+            except ValueError:
+                continue  # a host name, matched by ``outbound_hosts``
+        return tuple(nets)
+
+    @property
+    def outbound_hosts(self) -> frozenset[str]:
+        hosts = set()
+        for item in self.outbound_allow:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                hosts.add(item.lower().rstrip("."))
+        return frozenset(hosts)
+
+    def topic(self, name: str) -> str:
+        return self.topic_prefix + name
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        """Build settings from ``SWITCHBOARD_*`` variables; unknown ones are ignored."""
+        values: dict[str, object] = {}
+
+        def take(name: str, cast: Callable[[str], T]) -> None:
+            key = "SWITCHBOARD_" + name.upper()
+            if key in env:
+                try:
+                    values[name] = cast(env[key])
+                except ValueError as exc:
+                    raise ConfigError(f"{key}: {exc}") from exc
+
+        for f in cls.__dataclass_fields__.values():
+            if f.name == "extra":
+                continue
+            kind = f.type
+            if kind == "int":
+                take(f.name, int)
+            elif kind == "float":
+                take(f.name, float)
+            elif kind == "bool":
+                take(f.name, _bool)
+            elif kind == "tuple[str, ...]":
+                take(f.name, _list)
+            else:
+                take(f.name, str)
+        settings = cls(**values)  # type: ignore[arg-type]
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        if not (self.account_sid.startswith("AC") and len(self.account_sid) == 34):
+            raise ConfigError("SWITCHBOARD_ACCOUNT_SID must be an AC… sid of 34 characters")
+        if not self.auth_token:
+            raise ConfigError("SWITCHBOARD_AUTH_TOKEN must not be empty")
+        for item in self.outbound_allow:
+            if "/" in item or item.replace(".", "").isdigit() or ":" in item:
+                try:
+                    ipaddress.ip_network(item, strict=False)
+                except ValueError as exc:
+                    raise ConfigError(f"SWITCHBOARD_OUTBOUND_ALLOW: {exc}") from exc
+        if self.event_partitions < 1 or self.reply_partitions < 1:
+            raise ConfigError("partition counts must be at least 1")
+        if not 0 <= self.ingress_instance < self.reply_partitions:
+            raise ConfigError("SWITCHBOARD_INGRESS_INSTANCE must be below SWITCHBOARD_REPLY_PARTITIONS")

@@ -1,0 +1,112 @@
+"""The one topic registry: every topic, its partitions, cleanup policy and payload.
+
+``create_topics`` makes them explicitly (auto-creation is never relied on).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shared.settings import Settings
+
+__all__ = [
+    "EVENTS", "FLOWS", "HISTORY", "HTTP_REQUESTS", "REPLIES", "TIMERS", "TopicSpec", "all_topics", "create_topics",
+]
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    compacted: bool
+    key: str
+    carries: str
+    producers: str
+    consumers: str
+
+    def partitions(self, settings: Settings) -> int:
+        if self.name == REPLIES.name:
+            return settings.reply_partitions
+        if self.name in (FLOWS.name,):
+            return 1  # tiny, read whole by everyone; one partition keeps revisions in order
+        return settings.event_partitions
+
+
+EVENTS = TopicSpec(
+    "events",
+    False,
+    "route (flow sid + contact)",
+    "StartExecution, WebhookReceived, HttpResult, TimerFired, EndRequested",
+    "ingress, http-worker, scheduler",
+    "processor",
+)
+HTTP_REQUESTS = TopicSpec(
+    "http-requests",
+    False,
+    "execution sid",
+    "HttpRequest",
+    "processor",
+    "http-worker",
+)
+TIMERS = TopicSpec(
+    "timers",
+    True,
+    "timer id",
+    "ScheduleTimer, tombstone = cancel",
+    "processor, scheduler",
+    "scheduler",
+)
+REPLIES = TopicSpec(
+    "replies",
+    False,
+    "reply id; partition = ingress instance",
+    "Reply",
+    "processor",
+    "ingress",
+)
+HISTORY = TopicSpec(
+    "history",
+    True,
+    "execution sid / step sid",
+    "ExecutionRecord, StepRecord, tombstones",
+    "processor, ingress",
+    "ingress",
+)
+FLOWS = TopicSpec(
+    "flows",
+    True,
+    "flow sid + revision",
+    "FlowRecord, tombstones",
+    "ingress",
+    "ingress, processor",
+)
+
+
+def all_topics() -> tuple[TopicSpec, ...]:
+    return (EVENTS, HTTP_REQUESTS, TIMERS, REPLIES, HISTORY, FLOWS)
+
+
+def create_topics(settings: Settings) -> list[str]:
+    """Create every missing topic; return the names created."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="switchboard-topics")
+    try:
+        existing = set(admin.list_topics())
+        wanted = []
+        for spec in all_topics():
+            name = settings.topic(spec.name)
+            if name in existing:
+                continue
+            configs = {"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0.1",
+                       "segment.ms": "3600000"} if spec.compacted else {"retention.ms": str(7 * 24 * 3600 * 1000)}
+            wanted.append(NewTopic(name, spec.partitions(settings), settings.replication_factor, topic_configs=configs))
+        if wanted:
+            try:
+                admin.create_topics(wanted)
+            except TopicAlreadyExistsError:
+                pass
+        return [t.name for t in wanted]
+    finally:
+        admin.close()
