@@ -155,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
 
     s = Settings.from_env(cluster.env)
     base = cluster.ingress_url
-    flow = ROOT / "tests" / "fixtures" / "skeleton_flow.json"
+    flow = ROOT / "devtools" / "demo_flow.json"
+    auth = f"{s.account_sid}:{s.auth_token}"
     print(f"""
 Switchboard is running (Kafka {cluster.broker.bootstrap if cluster.broker else '?'}; logs in {args.dir}/logs).
 
@@ -163,14 +164,17 @@ Switchboard is running (Kafka {cluster.broker.bootstrap if cluster.broker else '
   Account SID: {s.account_sid}
   Auth token:  {s.auth_token}
 
-Import a flow and start an execution:
+Import the demo flow, start an execution (its HTTP widget calls the ingress's own /livez), read its steps:
 
-  curl -s -u {s.account_sid}:{s.auth_token} {base}/v2/Flows \\
+  FLOW=$(curl -s -u {auth} {base}/v2/Flows \\
        --data-urlencode FriendlyName=demo --data-urlencode Status=published \\
-       --data-urlencode Definition@{flow}
-  curl -s -u {s.account_sid}:{s.auth_token} {base}/v2/Flows/FW.../Executions \\
+       --data-urlencode Definition@{flow} | python3 -c 'import sys,json; print(json.load(sys.stdin)["sid"])')
+  EXEC=$(curl -s -u {auth} {base}/v2/Flows/$FLOW/Executions \\
        --data-urlencode To=+15550001111 --data-urlencode From=+15559990000 \\
-       --data-urlencode 'Parameters={{"name":"Ann","base_url":"http://127.0.0.1:9"}}'
+       --data-urlencode 'Parameters={{"name":"Ann","url":"{base}/livez"}}' \\
+       | python3 -c 'import sys,json; print(json.load(sys.stdin)["sid"])')
+  curl -s -u {auth} {base}/v2/Flows/$FLOW/Executions/$EXEC/Steps
+  curl -s -u {auth} {base}/v2/Flows/$FLOW/Executions/$EXEC/Context
 
 Stop everything with: make stop
 """)
