@@ -17,8 +17,9 @@ def main() -> None:
     configure_logging("processor", settings.log_level, settings.log_json)
     metrics.BUILD_INFO.info({"version": metrics.VERSION, "component": "processor"})
     app = create_app(settings, worker_id=os.environ.get("SWITCHBOARD_WORKER_ID", str(os.getpid())))
-    sys.argv = [sys.argv[0], "worker", "--loglevel", settings.log_level.lower(), "--without-web"] if False else [
-        sys.argv[0], "worker", "--loglevel", settings.log_level.lower()]
+    # faust's own CLI spells levels its way ("warn", "crit").
+    level = {"warning": "warn", "critical": "crit"}.get(settings.log_level.lower(), settings.log_level.lower())
+    sys.argv = [sys.argv[0], "worker", "--loglevel", level]
     app.main()
 
 
