@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run stop test unit integration lint typecheck bench bench-quick clean
+.PHONY: run stop test unit integration lint typecheck bench bench-quick clean prometheus
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ venv: $(STAMP)
 kafka: $(STAMP)
 	$(PY) -m devtools.kafka_broker fetch >/dev/null
 
+# promtool + prometheus from Debian's package, extracted into ~/.cache/switchboard (alert-rule tests, observability test)
+prometheus: $(STAMP)
+	$(PY) -m devtools.prometheus_deb fetch >/dev/null
+
 run: $(STAMP) kafka
 	$(PY) -m devtools.cluster start --dir .run
 
@@ -28,13 +32,13 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy shared services devtools
 
-unit: $(STAMP)
+unit: $(STAMP) prometheus
 	$(PY) -m pytest -q tests/unit
 
-integration: $(STAMP) kafka
+integration: $(STAMP) kafka prometheus
 	$(PY) -m pytest -q tests/integration
 
-test: $(STAMP) kafka lint
+test: $(STAMP) kafka prometheus lint
 	$(PY) -m pytest -q tests
 
 clean:
