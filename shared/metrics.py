@@ -5,9 +5,10 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram, Info
 
 __all__ = [
-    "BUILD_INFO", "EXECUTIONS_ENDED", "EXECUTIONS_STARTED", "HTTP_WORKER_DURATION", "HTTP_WORKER_REQUESTS",
-    "INGRESS_DURATION", "INGRESS_REQUESTS", "KAFKA_PRODUCE_ERRORS", "PROCESSOR_EVENTS", "STEPS",
-    "TIMERS_CANCELLED", "TIMERS_FIRED", "TIMERS_LATENESS", "TIMERS_PENDING", "TIMERS_RECOVERY", "WEBHOOK_LATENCY",
+    "BUILD_INFO", "CONSUMER_LAG", "CONSUMER_LAG_SAMPLE_ERRORS", "EXECUTIONS_ENDED", "EXECUTIONS_STARTED",
+    "HTTP_WORKER_DURATION", "HTTP_WORKER_REQUESTS", "INGRESS_DURATION", "INGRESS_REQUESTS", "KAFKA_PRODUCE_ERRORS",
+    "PROCESSOR_EVENTS", "STEPS", "TIMERS_CANCELLED", "TIMERS_FIRED", "TIMERS_LATENESS", "TIMERS_PENDING",
+    "TIMERS_RECOVERY", "WEBHOOK_LATENCY", "widget_type_label",
 ]
 
 VERSION = "0.1.0"
@@ -39,3 +40,28 @@ TIMERS_LATENESS = Histogram("switchboard_timer_lateness_seconds", "How late time
 TIMERS_RECOVERY = Gauge("switchboard_timer_recovery_seconds", "Duration of the last timer recovery")
 
 KAFKA_PRODUCE_ERRORS = Counter("switchboard_kafka_produce_errors_total", "Failed Kafka produce calls", ["topic"])
+# Every topic's series exists from the start at 0, so rate() and the error-ratio alert see "no errors", not "no data".
+for _topic in ("events", "http-requests", "timers", "replies", "history", "flows"):
+    KAFKA_PRODUCE_ERRORS.labels(_topic)
+
+#: Records a consumer group has not processed yet (end offset - committed offset, summed over the topic's
+#: partitions). Every aiohttp service samples every engine group (shared/lag.py), so the value is there even
+#: while the group's own members are down; aggregate with ``max by (group, topic)``.
+CONSUMER_LAG = Gauge("switchboard_kafka_consumer_lag", "Records not yet processed by a consumer group",
+                     ["group", "topic"])
+CONSUMER_LAG_SAMPLE_ERRORS = Counter("switchboard_kafka_consumer_lag_sample_errors_total",
+                                     "Failed attempts to sample consumer lag")
+
+#: Studio's widget types; any other ``type`` string in a flow is counted as "other" so a crafted flow cannot
+#: create unbounded label values.
+STUDIO_WIDGET_TYPES = frozenset({
+    "trigger", "send-message", "send-and-wait-for-reply", "say-play", "gather-input-on-call", "split-based-on",
+    "set-variables", "make-http-request", "run-function", "connect-call-to", "record-voicemail", "record-call",
+    "enqueue-call", "send-to-flex", "run-subflow", "add-twiml-redirect", "fork-stream", "capture-payments",
+    "make-outgoing-call", "connect-virtual-agent", "send-to-auto-pilot",
+})
+
+
+def widget_type_label(widget_type: str) -> str:
+    """The ``widget_type`` label value: the type itself if it is one of Studio's, else ``other``."""
+    return widget_type if widget_type in STUDIO_WIDGET_TYPES else "other"

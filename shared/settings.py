@@ -77,6 +77,9 @@ class Settings:
     execution_expiry_seconds: int = 30 * 24 * 3600
     history_retention_seconds: int = 30 * 24 * 3600
 
+    #: How often ingress, http-worker and scheduler sample consumer-group lag (shared/lag.py); 0 turns it off.
+    lag_sample_seconds: float = 15.0
+
     log_level: str = "INFO"
     log_json: bool = True
     extra: Mapping[str, str] = field(default_factory=dict, compare=False)
