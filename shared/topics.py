@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from shared.settings import Settings
 
 __all__ = [
-    "EVENTS", "FLOWS", "HISTORY", "HTTP_REQUESTS", "REPLIES", "TIMERS", "TopicSpec", "all_topics", "create_topics",
+    "EVENTS", "FLOWS", "HISTORY", "HTTP_REQUESTS", "PROCESSOR_TABLES", "REPLIES", "TIMERS", "TopicSpec", "all_topics",
+    "changelog_topics", "create_topics", "processor_app_id",
 ]
 
 
@@ -81,6 +82,20 @@ FLOWS = TopicSpec(
 )
 
 
+#: The processor's faust tables; their changelogs must have exactly as many partitions as ``events``.
+PROCESSOR_TABLES = ("executions", "routes")
+
+
+def processor_app_id(settings: Settings) -> str:
+    return settings.topic_prefix.rstrip(".-_") + "-processor"
+
+
+def changelog_topics(settings: Settings) -> list[str]:
+    """faust names a table's changelog ``<app id>-<table>-changelog``; we create them up front so a
+    worker never races topic creation (a missing changelog crashes the agent with PartitionsMismatch)."""
+    return [f"{processor_app_id(settings)}-{table}-changelog" for table in PROCESSOR_TABLES]
+
+
 def all_topics() -> tuple[TopicSpec, ...]:
     return (EVENTS, HTTP_REQUESTS, TIMERS, REPLIES, HISTORY, FLOWS)
 
@@ -102,6 +117,10 @@ def create_topics(settings: Settings) -> list[str]:
             configs = {"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0.1",
                        "segment.ms": "3600000"} if spec.compacted else {"retention.ms": str(7 * 24 * 3600 * 1000)}
             wanted.append(NewTopic(name, spec.partitions(settings), settings.replication_factor, topic_configs=configs))
+        for name in changelog_topics(settings):
+            if name not in existing:
+                wanted.append(NewTopic(name, settings.event_partitions, settings.replication_factor,
+                                       topic_configs={"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0.1"}))
         if wanted:
             try:
                 admin.create_topics(wanted)

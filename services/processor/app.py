@@ -18,6 +18,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import faust
+from mode import CrashingSupervisor
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared import metrics
@@ -39,6 +40,7 @@ from shared.messages import (
     encode,
 )
 from shared.settings import Settings
+from shared.topics import processor_app_id
 
 from .machine import handle
 from .sprint import Env
@@ -71,7 +73,7 @@ class _Executions(Mapping[str, ExecutionState]):
 def create_app(settings: Settings, clock: Clock | None = None, worker_id: str = "0") -> faust.App:
     clock = clock or SystemClock()
     app = faust.App(
-        "switchboard-processor",
+        processor_app_id(settings),
         broker=f"kafka://{settings.kafka_bootstrap}",
         store="memory://",
         topic_partitions=settings.event_partitions,
@@ -123,7 +125,8 @@ def create_app(settings: Settings, clock: Clock | None = None, worker_id: str = 
         for record in records:
             await send(topics["history"], record.sid.encode(), encode(record), None, None, None)
 
-    @app.agent(events, concurrency=1)
+    # A crashed agent must take the worker down (and be restarted), never sit there "ready" doing nothing.
+    @app.agent(events, concurrency=1, supervisor_strategy=CrashingSupervisor)
     async def process(stream: Any) -> None:
         async for event in stream.events():
             try:
