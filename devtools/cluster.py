@@ -73,15 +73,19 @@ class Cluster:
 
         create_topics(Settings.from_env(self.env))
 
-    def start_service(self, name: str) -> subprocess.Popen[bytes]:
+    def start_service(self, name: str, label: str | None = None,
+                      extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        """Start ``services.<name>``; ``label`` names an extra replica (with its own ports in ``extra_env``)."""
+        label = label or name
         logs = self.workdir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1", "SWITCHBOARD_WORKER_ID": f"{name}-{time.time_ns()}"}
-        log = open(logs / f"{name}.log", "ab")  # noqa: SIM115 - handed to the child
+        env = {**os.environ, **self.env, **(extra_env or {}), "PYTHONUNBUFFERED": "1",
+               "SWITCHBOARD_WORKER_ID": f"{label}-{time.time_ns()}"}
+        log = open(logs / f"{label}.log", "ab")  # noqa: SIM115 - handed to the child
         proc = subprocess.Popen([sys.executable, "-m", f"services.{name}"], cwd=ROOT, env=env, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)
-        self.processes[name] = proc
-        (self.workdir / f"{name}.pid").write_text(str(proc.pid))
+        self.processes[label] = proc
+        (self.workdir / f"{label}.pid").write_text(str(proc.pid))
         return proc
 
     def wait_ready(self, name: str, timeout: float = 90.0) -> None:

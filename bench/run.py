@@ -1,0 +1,135 @@
+"""``make bench`` / ``make bench-quick``: start a cluster on this machine, measure, write bench/results/*.json.
+
+Every run first measures the raw Kafka produce→consume round trip (the floor) and reports the engine's
+latencies as ratios to it, because absolute times drift between runs on shared machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import asyncio
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+
+from bench.common import table, write_result
+from bench.cpu import cpu_seconds
+from bench.executions import run_executions
+from bench.flows import six_widget_flow, voice_flow
+from bench.kafka_baseline import measure_baseline
+from bench.webhook import run_webhooks
+from devtools.cluster import Cluster
+from devtools.kafka_broker import free_port
+from shared.settings import Settings
+
+
+async def _create_flow(base: str, auth: aiohttp.BasicAuth, definition: dict[str, Any]) -> str:
+    async with aiohttp.ClientSession(auth=auth) as session:
+        data = {"FriendlyName": "bench", "Status": "published", "Definition": orjson.dumps(definition).decode()}
+        async with session.post(f"{base}/v2/Flows", data=data) as r:
+            body = await r.json()
+            if r.status != 201:
+                raise RuntimeError(f"flow import failed: {body}")
+            return str(body["sid"])
+
+
+def _fmt(d: dict[str, float], base: float) -> str:
+    return (f"p50 {d['p50'] * 1000:.1f} ms ({d['p50'] / base:.1f}x)  p99 {d['p99'] * 1000:.1f} ms "
+            f"({d['p99'] / base:.1f}x)")
+
+
+async def _measure(cluster: Cluster, args: argparse.Namespace, stub_url: str, label: str) -> dict[str, Any]:
+    s = Settings.from_env(cluster.env)
+    auth = aiohttp.BasicAuth(s.account_sid, s.auth_token)
+    base = cluster.ingress_url
+    pids = [p.pid for p in cluster.processes.values()]
+    out: dict[str, Any] = {"baseline": await measure_baseline(s.kafka_bootstrap, round_trips=args.round_trips)}
+    flow = await _create_flow(base, auth, six_widget_flow(stub_url))
+    out["executions"] = []
+    for rate in args.rates:
+        out["executions"].append(await run_executions(base, auth, flow, s.kafka_bootstrap, s.topic("history"), rate,
+                                                      args.duration, cpu=lambda: cpu_seconds(pids)))
+    if not args.skip_webhooks:
+        out["webhooks"] = []
+        for with_http in (False, True):
+            vflow = await _create_flow(base, auth, voice_flow(stub_url if with_http else None))
+            for rate in args.webhook_rates:
+                result = await run_webhooks(base, s.public_base_url, s.account_sid, s.auth_token, vflow, rate,
+                                            args.webhook_duration)
+                result["with_http_request"] = with_http
+                out["webhooks"].append(result)
+    out["label"] = label
+    return out
+
+
+def _report(results: dict[str, Any]) -> str:
+    rows: list[tuple[str, str]] = []
+    base = results["baseline"]["round_trip_seconds"]["p50"]
+    rows.append(("kafka round trip", f"p50 {base * 1000:.2f} ms  p99 "
+                 f"{results['baseline']['round_trip_seconds']['p99'] * 1000:.2f} ms  "
+                 f"{results['baseline']['throughput_msgs_per_s']:.0f} msg/s"))
+    for e in results["executions"]:
+        rows.append((f"executions @ {e['target_rate']:g}/s", f"{e['completed_per_s']:.0f}/s completed, "
+                     f"{e['completed']}/{e['sent']} ended, errors {e['errors'] or 0}, "
+                     f"e2e {_fmt(e['end_to_end_seconds'], base)}, "
+                     f"cpu {e['cpu_seconds_per_execution'] * 1000:.2f} ms/exec"))
+    for w in results.get("webhooks", []):
+        rows.append((f"webhook{' +http' if w['with_http_request'] else ''} @ {w['target_rate']:g}/s",
+                     f"{_fmt(w['latency_seconds'], base)} p99.9 {w['latency_seconds']['p999'] * 1000:.1f} ms, "
+                     f"ok {w['ok']}/{w['sent']}, errors {w['errors'] or 0}"))
+    return table(rows, f"Switchboard benchmark — {results['label']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench")
+    parser.add_argument("--quick", action="store_true", help="short runs (< 3 minutes in all)")
+    parser.add_argument("--scaling", action="store_true", help="also run with 2 processors and 2 http-workers")
+    parser.add_argument("--skip-webhooks", action="store_true")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rates, args.duration, args.round_trips = [200.0], 15.0, 200
+        args.webhook_rates, args.webhook_duration = [50.0, 200.0], 10.0
+    else:
+        args.rates, args.duration, args.round_trips = [250.0, 500.0, 1000.0], 60.0, 1000
+        args.webhook_rates, args.webhook_duration = [50.0, 200.0, 500.0], 30.0
+    workdir = Path(tempfile.mkdtemp(prefix="switchboard-bench-"))
+    stub_port = free_port()
+    stub = subprocess.Popen([sys.executable, "-m", "bench.stub_server", str(stub_port)])
+    stub_url = f"http://127.0.0.1:{stub_port}"
+    cluster = Cluster.local(workdir, SWITCHBOARD_LOG_LEVEL="WARNING", SWITCHBOARD_WEBHOOK_REPLY_BUDGET_SECONDS="8")
+    all_results: dict[str, Any] = {"settings": vars(args)}
+    try:
+        cluster.start()
+        results = asyncio.run(_measure(cluster, args, stub_url, "1 processor, 1 http-worker"))
+        print(_report(results))
+        all_results["single"] = results
+        if args.scaling:
+            ports = {"SWITCHBOARD_PROCESSOR_PORT": str(free_port()), "SWITCHBOARD_HTTP_WORKER_PORT": str(free_port())}
+            cluster.start_service("processor", label="processor-2", extra_env=ports)
+            cluster.start_service("http_worker", label="http_worker-2", extra_env=ports)
+            time.sleep(15)  # let the groups rebalance
+            args.skip_webhooks = True
+            scaled = asyncio.run(_measure(cluster, args, stub_url, "2 processors, 2 http-workers"))
+            print(_report(scaled))
+            all_results["scaled"] = scaled
+    finally:
+        cluster.stop()
+        stub.terminate()
+        stub.wait()
+        if not os.environ.get("SWITCHBOARD_KEEP_BENCH_DIR"):
+            shutil.rmtree(workdir, ignore_errors=True)
+    path = write_result("quick" if args.quick else "full", all_results)
+    print(f"\nresults: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
