@@ -90,6 +90,8 @@ def run(sprint: Sprint, flow: FlowDefinition, name: str | None) -> None:
             sprint.limit_step(widget, 81018, str(exc))
             sprint.end("failed", 81018, str(exc))
             return
+        if state.status != "active":
+            return  # the widget ended the execution (e.g. a TwiML widget after the caller hung up)
         if isinstance(result, Park):
             state.wait = result.wait
             sprint.commands.extend(result.commands)

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from twilio.twiml.voice_response import VoiceResponse
+
 from shared.flow import FlowDefinition, State
 from shared.ids import derived_sid
 from shared.liquid_render import render, render_value
@@ -165,11 +167,11 @@ class Sprint:
         s = self.state
         if not s.reply_id:
             return
-        if self.twiml is None and s.status == "active" and s.channel == "voice":
-            return  # still running non-TwiML widgets (an HTTP call): keep the call's webhook waiting
+        if self.twiml is None and s.status == "active" and s.wait is not None and s.wait.kind == "http":
+            return  # still running non-TwiML widgets (an HTTP call): keep the webhook waiting for its TwiML
         twiml = self.twiml if self.twiml is not None else EMPTY_TWIML
         self.commands.append(Reply(reply_id=s.reply_id, partition=s.reply_partition, status="ok", twiml=twiml, execution=None))
         s.reply_id, s.reply_partition = "", -1
 
 
-EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response />'
+EMPTY_TWIML = str(VoiceResponse())  # '<?xml version="1.0" encoding="UTF-8"?><Response />', the same for messaging

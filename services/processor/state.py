@@ -64,6 +64,10 @@ class ExecutionState:
     reply_partition: int = -1
     end_reason: str = ""
     expiry_timer: str = ""
+    #: The flow no longer controls a live call: the caller hung up, or a TwiML Redirect timed out.
+    call_released: bool = False
+    #: Ids of the webhooks already applied (newest last, bounded), so a replayed webhook is not applied twice.
+    webhooks: list[str] = field(default_factory=list)
 
     def to_bytes(self) -> bytes:
         d = {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]
