@@ -58,7 +58,7 @@ async def run_executions(base_url: str, auth: aiohttp.BasicAuth, flow_sid: str, 
     follower = asyncio.create_task(_follow_ended(bootstrap, history_topic, ended, stop))
     await asyncio.sleep(1.0)
     connector = aiohttp.TCPConnector(limit=512)
-    cpu_before = cpu() if cpu else 0.0
+    cpu_before = cpu() if cpu else {}
     wall = time.perf_counter()
     async with aiohttp.ClientSession(connector=connector, auth=auth) as session:
         url = f"{base_url}/v2/Flows/{flow_sid}/Executions"
@@ -78,7 +78,8 @@ async def run_executions(base_url: str, auth: aiohttp.BasicAuth, flow_sid: str, 
     while time.perf_counter() < deadline and len([s for s in started if s in ended]) < len(started):
         await asyncio.sleep(0.2)
     elapsed = time.perf_counter() - wall
-    cpu_used = (cpu() - cpu_before) if cpu else 0.0
+    cpu_after = cpu() if cpu else {}
+    cpu_used = sum(cpu_after.values()) - sum(cpu_before.values()) if cpu else 0.0
     stop.set()
     await follower
     e2e = [ended[s] - t for s, t in started.items() if s in ended]
@@ -90,4 +91,7 @@ async def run_executions(base_url: str, auth: aiohttp.BasicAuth, flow_sid: str, 
         "completed_per_s": len(completions) / span if span == span and span > 0 else float("nan"),
         "create_latency_seconds": summarize(load.latencies), "end_to_end_seconds": summarize(e2e),
         "cpu_seconds_per_execution": cpu_used / len(e2e) if e2e else float("nan"), "wall_seconds": elapsed,
+        "cpu_ms_per_execution_by_process": {
+            name: round((cpu_after[name] - cpu_before.get(name, 0.0)) * 1000 / len(e2e), 3) for name in cpu_after
+        } if e2e else {},
     }

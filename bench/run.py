@@ -50,13 +50,15 @@ async def _measure(cluster: Cluster, args: argparse.Namespace, stub_url: str, la
     s = Settings.from_env(cluster.env)
     auth = aiohttp.BasicAuth(s.account_sid, s.auth_token)
     base = cluster.ingress_url
-    pids = [p.pid for p in cluster.processes.values()]
+    pids = {name: p.pid for name, p in cluster.processes.items()}
+    if cluster.broker is not None and cluster.broker.pid_file.exists():
+        pids["kafka"] = int(cluster.broker.pid_file.read_text())
     out: dict[str, Any] = {"baseline": await measure_baseline(s.kafka_bootstrap, round_trips=args.round_trips)}
     flow = await _create_flow(base, auth, six_widget_flow(stub_url))
     out["executions"] = []
     for rate in args.rates:
         out["executions"].append(await run_executions(base, auth, flow, s.kafka_bootstrap, s.topic("history"), rate,
-                                                      args.duration, cpu=lambda: cpu_seconds(pids)))
+                                                      args.duration, cpu=lambda: {n: cpu_seconds([p]) for n, p in pids.items()}))
     if not args.skip_webhooks:
         out["webhooks"] = []
         for with_http in (False, True):
@@ -81,6 +83,8 @@ def _report(results: dict[str, Any]) -> str:
                      f"{e['completed']}/{e['sent']} ended, errors {e['errors'] or 0}, "
                      f"e2e {_fmt(e['end_to_end_seconds'], base)}, "
                      f"cpu {e['cpu_seconds_per_execution'] * 1000:.2f} ms/exec"))
+        rows.append(("  cpu ms/exec by process", ", ".join(f"{k} {v:.2f}" for k, v in
+                                                          e.get("cpu_ms_per_execution_by_process", {}).items())))
     for w in results.get("webhooks", []):
         rows.append((f"webhook{' +http' if w['with_http_request'] else ''} @ {w['target_rate']:g}/s",
                      f"{_fmt(w['latency_seconds'], base)} p99.9 {w['latency_seconds']['p999'] * 1000:.1f} ms, "
