@@ -29,7 +29,7 @@ import orjson
 from liquid import BoundTemplate, Environment
 from liquid.builtin.expressions import LoopExpression
 from liquid.builtin.tags.for_tag import ForTag
-from liquid.builtin.tags.tablerow_tag import TablerowTag
+from liquid.builtin.tags.tablerow_tag import TablerowNode, TablerowTag
 from liquid.exceptions import LiquidError
 
 if TYPE_CHECKING:
@@ -83,9 +83,9 @@ class _CappedFor(ForTag):
 
 
 class _CappedTablerow(TablerowTag):
-    def parse(self, stream: TokenStream) -> Node:
+    def parse(self, stream: TokenStream) -> TablerowNode:
         node = super().parse(stream)
-        node.expression = _CappedLoop.wrap(node.expression)  # type: ignore[attr-defined]
+        node.expression = _CappedLoop.wrap(node.expression)
         return node
 
 
