@@ -9,6 +9,7 @@ from aiohttp import web
 
 from shared import metrics
 from shared.health import add_health_routes
+from shared.lag import LagMonitor
 from shared.logs import configure_logging
 from shared.runner import serve
 from shared.settings import Settings
@@ -21,7 +22,12 @@ async def amain(settings: Settings) -> None:
     await worker.start()
     app = web.Application()
     add_health_routes(app, lambda: worker.ready)
-    await serve(app, settings.ingress_host, settings.http_worker_port, worker.run, worker.stop)
+    lag = LagMonitor(settings)
+
+    async def run() -> None:
+        await asyncio.gather(worker.run(), lag.run())
+
+    await serve(app, settings.ingress_host, settings.http_worker_port, run, worker.stop)
 
 
 def main() -> None:

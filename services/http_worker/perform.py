@@ -1,140 +1,180 @@
-"""Perform one ``HttpRequest`` with Studio's rules and describe the result.
+"""Perform one ``HttpRequest`` with Studio's rules and report the facts as an ``HttpResult``.
 
-Success: a 2xx (or, for Run Function, a 2xx/3xx) within the timeout with a
-body of at most 64 kB. Redirects are followed up to a bound, each hop checked
-against the outbound policy. Never more than 64 kB + 1 byte of a body is read.
+Success (``ok``): a 2xx - or, for Run Function (``accept_3xx``), a 2xx/3xx -
+within ``http_timeout_seconds`` (Studio: 10 s, for all hops together) with a
+body of at most ``http_max_response_bytes`` (64 kB). Everything else fails, with
+one outcome label (bounded, used as a metric label):
+
+====================  =====================================================
+``2xx`` … ``5xx``     a final response with that status class
+``timeout``           no complete response within the timeout
+``too_large``         the body is over the cap (never read past cap + 1 byte)
+``refused``           the outbound policy refused a hop, or ``add_twilio_auth``
+                      with a URL that is not a Twilio API (nothing sent)
+``connection_error``  DNS failure, refused/reset connection, broken response
+``invalid``           the URL (or a redirect target) is not a valid http(s)
+                      URL, or the method is not GET/POST (nothing sent)
+====================  =====================================================
+
+Redirects are followed by hand, up to ``http_max_redirects`` hops, so that
+every hop passes :meth:`OutboundPolicy.check_url` (aiohttp's own redirect
+handling would connect to an IP-literal target without asking the resolver).
+After the last allowed hop the 3xx itself is the final response.
+
+:meth:`Performer.perform` never raises (except on cancellation): a request
+that cannot be performed still produces a result, so no execution waits forever.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
+import codecs
+import logging
 import time
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
-from yarl import URL
 
 from shared.messages import HttpRequest, HttpResult
 from shared.settings import Settings
 
 from .policy import OutboundPolicy, RefusedDestination
+from .prepare import REDIRECT_STATUSES, InvalidRequest, NotTwilioApi, Prepared, classify, prepare, redirect
 
-__all__ = ["Performer", "outcome_class"]
+__all__ = ["Performer", "read_capped"]
 
-_REDIRECTS = {301, 302, 303, 307, 308}
+log = logging.getLogger(__name__)
+
+#: Response headers reported back (Run Function exposes this one to the flow).
+_REPORTED_HEADERS = ("x-twilio-function-concurrency",)
 
 
-def outcome_class(status: int) -> str:
-    return f"{status // 100}xx"
+async def read_capped(content: aiohttp.StreamReader, limit: int) -> bytes:
+    """Read the body up to ``limit + 1`` bytes - enough to tell "too large" - and never more."""
+    buffer = bytearray()
+    while len(buffer) <= limit:
+        chunk = await content.read(limit + 1 - len(buffer))
+        if not chunk:
+            break
+        buffer += chunk
+    return bytes(buffer)
+
+
+def _decode(raw: bytes, charset: str | None) -> str:
+    encoding = "utf-8"
+    if charset:
+        try:
+            encoding = codecs.lookup(charset).name
+        except LookupError:
+            pass  # an unknown charset label: fall back rather than fail a good response
+    return raw.decode(encoding, errors="replace")
+
+
+@dataclass
+class _Final:
+    """A final response: status, content type, body (decoded) and the reported headers."""
+
+    status: int
+    content_type: str
+    body: str
+    headers: dict[str, str]
+    redirects: int
+    too_large: bool = False
+
+
+class _Failure(Exception):
+    def __init__(self, outcome: str, error: str) -> None:
+        super().__init__(error)
+        self.outcome, self.error = outcome, error
 
 
 @dataclass
 class Performer:
+    """Performs requests over one shared session (whose connector must use a ``GuardedResolver``)."""
+
     session: aiohttp.ClientSession
     settings: Settings
     policy: OutboundPolicy
 
     async def perform(self, request: HttpRequest) -> HttpResult:
         started = time.perf_counter()
+
+        def result(ok: bool, outcome: str, error: str = "", final: _Final | None = None) -> HttpResult:
+            return HttpResult(
+                request_id=request.request_id, execution_sid=request.execution_sid, route=request.route,
+                token=request.token, ok=ok, status_code=final.status if final else None,
+                content_type=final.content_type if final else "", body=final.body if final else "",
+                error=error, outcome=outcome, elapsed=round(time.perf_counter() - started, 6),
+                headers=final.headers if final else {},
+            )
+
         try:
-            return await asyncio.wait_for(self._perform(request, started), self.settings.http_timeout_seconds)
+            hop = prepare(request, self.settings)
+        except InvalidRequest as exc:
+            return result(False, "invalid", str(exc))
+        except NotTwilioApi as exc:
+            return result(False, "refused", str(exc))
+        timeout = self.settings.http_timeout_seconds
+        try:
+            async with asyncio.timeout(timeout):
+                final = await self._exchange(hop)
         except TimeoutError:
-            return self._result(request, started, False, None, "", "", "timeout",
-                                f"no response within {self.settings.http_timeout_seconds:g} s")
+            return result(False, "timeout", f"no complete response within {timeout:g} s")
+        except _Failure as exc:
+            return result(False, exc.outcome, exc.error)
+        except Exception as exc:  # noqa: BLE001 - a bug must still answer the execution, not strand it
+            log.exception("unexpected error performing %s", request.request_id)
+            return result(False, "connection_error", f"{type(exc).__name__}: {exc}")
+        if final.too_large:
+            limit = self.settings.http_max_response_bytes
+            return result(False, "too_large", f"the response body is larger than {limit} bytes", final)
+        ok, outcome = classify(final.status, request.accept_3xx)
+        error = ""
+        if not ok:
+            error = f"HTTP {final.status}"
+            if final.status in REDIRECT_STATUSES and final.redirects >= self.settings.http_max_redirects:
+                error += f" after {final.redirects} redirects (at most {self.settings.http_max_redirects} are followed)"
+        return result(ok, outcome, error, final)
 
-    def _result(self, request: HttpRequest, started: float, ok: bool, status: int | None, content_type: str,
-                body: str, outcome: str, error: str = "", headers: dict[str, str] | None = None) -> HttpResult:
-        return HttpResult(
-            request_id=request.request_id, execution_sid=request.execution_sid, route=request.route,
-            token=request.token, ok=ok, status_code=status, content_type=content_type, body=body, error=error,
-            outcome=outcome, elapsed=round(time.perf_counter() - started, 6), headers=headers or {},
-        )
-
-    async def _perform(self, request: HttpRequest, started: float) -> HttpResult:
-        url = request.url
-        headers = {"Idempotency-Key": request.request_id, "User-Agent": "Switchboard/0.1 (Studio-compatible)",
-                   "I-Twilio-Idempotency-Token": request.request_id}
-        auth = _auth(url)
-        if request.twilio_auth:
-            auth = (self.settings.account_sid, self.settings.auth_token)
-        url = _strip_credentials(url)
-        data: bytes | None = None
-        method = request.method
-        if request.body is not None and method != "GET":
-            data = request.body.encode()
-            headers["Content-Type"] = request.content_type
-        elif request.form and method != "GET":
-            data = _form(request.form)
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
-        query = [(k, v) for k, v in request.query]
-        if auth:
-            headers["Authorization"] = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
-        hops = 0
-        target = URL(url, encoded=False)
-        if query:
-            target = target.update_query(query) if not target.query else target.extend_query(query)
+    async def _exchange(self, hop: Prepared) -> _Final:
+        """Send ``hop`` and follow redirects; raise :class:`_Failure` for a refused/invalid/failed hop."""
+        limit = self.settings.http_max_response_bytes
+        redirects = 0
         while True:
             try:
-                self.policy.check_url(str(target))
+                self.policy.check_url(hop.url)
             except RefusedDestination as exc:
-                return self._result(request, started, False, None, "", "", "refused", str(exc))
+                raise _Failure("refused", str(exc)) from None
             try:
-                async with self.session.request(method, target, data=data, headers=headers,
+                async with self.session.request(hop.method, hop.url, data=hop.data, headers=hop.headers,
                                                 allow_redirects=False) as response:
-                    status = response.status
-                    if status in _REDIRECTS and "Location" in response.headers and hops < self.settings.http_max_redirects:
-                        hops += 1
-                        target = target.join(URL(response.headers["Location"]))
-                        if urlsplit(str(target)).hostname != urlsplit(url).hostname:
-                            headers.pop("Authorization", None)  # never leak credentials to another host
-                        if status == 303 or (status in (301, 302) and method == "POST"):
-                            method, data = "GET", None
-                            headers.pop("Content-Type", None)
+                    location = response.headers.get("Location")
+                    if (response.status in REDIRECT_STATUSES and location
+                            and redirects < self.settings.http_max_redirects):
+                        try:
+                            hop = redirect(hop, response.status, location)
+                        except InvalidRequest as exc:
+                            raise _Failure("invalid", str(exc)) from None
+                        redirects += 1
+                        response.close()  # never read a redirect's body; do not reuse its connection
                         continue
-                    limit = self.settings.http_max_response_bytes
-                    raw = await response.content.read(limit + 1)
                     content_type = response.headers.get("Content-Type", "")
+                    reported = {k: response.headers[k] for k in _REPORTED_HEADERS if k in response.headers}
+                    length = response.content_length
+                    if length is not None and length > limit:
+                        response.close()
+                        return _Final(response.status, content_type, "", reported, redirects, too_large=True)
+                    raw = await read_capped(response.content, limit)
                     if len(raw) > limit:
-                        return self._result(request, started, False, status, content_type, "", "too_large",
-                                            f"response body exceeds {limit} bytes")
-                    body = raw.decode(response.charset or "utf-8", errors="replace")
-                    ok = 200 <= status < 300 or (request.accept_3xx and 300 <= status < 400)
-                    extra = {}
-                    concurrency = response.headers.get("x-twilio-function-concurrency")
-                    if concurrency is not None:
-                        extra["x-twilio-function-concurrency"] = concurrency
-                    return self._result(request, started, ok, status, content_type, body, outcome_class(status),
-                                        "" if ok else f"HTTP {status}", extra)
-            except RefusedDestination as exc:
-                return self._result(request, started, False, None, "", "", "refused", str(exc))
-            except (aiohttp.ClientError, OSError, ValueError) as exc:
-                return self._result(request, started, False, None, "", "", "connection_error",
-                                    f"{type(exc).__name__}: {exc}")
-
-
-def _form(pairs: list[list[str]]) -> bytes:
-    from urllib.parse import urlencode
-
-    return urlencode([(k, v) for k, v in pairs]).encode()
-
-
-def _auth(url: str) -> tuple[str, str] | None:
-    parts = urlsplit(url)
-    if parts.username is None:
-        return None
-    from urllib.parse import unquote
-
-    return unquote(parts.username), unquote(parts.password or "")
-
-
-def _strip_credentials(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.username is None:
-        return url
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = host + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+                        response.close()
+                        return _Final(response.status, content_type, "", reported, redirects, too_large=True)
+                    return _Final(response.status, content_type, _decode(raw, response.charset), reported,
+                                  redirects)
+            except RefusedDestination as exc:  # from GuardedResolver: the name resolves only to refused addresses
+                raise _Failure("refused", str(exc)) from None
+            except aiohttp.InvalidURL as exc:
+                raise _Failure("invalid", f"{type(exc).__name__}: {exc}") from None
+            except aiohttp.ServerTimeoutError:
+                raise  # a TimeoutError: reported as ``timeout``
+            except (aiohttp.ClientError, OSError) as exc:
+                raise _Failure("connection_error", f"{type(exc).__name__}: {exc}") from None
