@@ -81,6 +81,24 @@ class FlowCatalog:
         published = [r for r in revisions.values() if r.status == "published"]
         return max(published, key=lambda r: r.revision) if published else None
 
+    def test_users(self, sid: str) -> list[str]:
+        """The flow's test users (kept on its latest revision's record)."""
+        latest = self.latest(sid)
+        return [str(u) for u in (latest.test_users or [])] if latest is not None else []
+
+    def revision_for(self, sid: str, contact: str) -> FlowRecord | None:
+        """The revision a new execution for ``contact`` runs.
+
+        A test user of the flow runs its latest revision, draft or not; everyone
+        else the latest published revision (``None`` if there is none).
+        """
+        latest = self.latest(sid)
+        if latest is None:
+            return None
+        if contact and contact in self.test_users(sid):
+            return latest
+        return self.latest_published(sid)
+
     def revisions(self, sid: str) -> list[FlowRecord]:
         return sorted((self.records.get(sid) or {}).values(), key=lambda r: r.revision, reverse=True)
 
