@@ -34,6 +34,10 @@ class Env:
     now: float
     settings: Settings
     flows: Callable[[str, int], FlowDefinition | None]
+    #: Kafka offset of the event being handled (-1: unknown, e.g. in unit tests); see ``replay.py``.
+    offset: int = -1
+    #: The partition's committed offset: events below it will never be replayed (-1: unknown).
+    committed: int = -1
 
 
 @dataclass(frozen=True, slots=True)
