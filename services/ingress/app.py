@@ -16,11 +16,11 @@ from shared.health import add_health_routes
 from shared.kafka import make_producer, make_reader, read_all_partitions
 from shared.settings import Settings
 
-from . import routes_executions, routes_flows, webhook
+from . import routes_executions, routes_flows, routes_revisions, webhook
 from .auth import authorized
 from .deps import DEPS, Deps
 from .errors import ApiError, error_response
-from .history import HistoryStore, follow_history
+from .history import HistoryStore, follow_history, run_janitor
 from .replies import ReplyChannel
 from .resources import Urls
 
@@ -69,6 +69,7 @@ async def _errors_and_metrics(request: web.Request, handler: Handler) -> web.Str
 def create_app(settings: Settings, clock: Clock | None = None) -> web.Application:
     app = web.Application(middlewares=[_errors_and_metrics], client_max_size=settings.max_request_body_bytes)
     app.router.add_routes(routes_flows.routes)
+    app.router.add_routes(routes_revisions.routes)
     app.router.add_routes(routes_executions.routes)
     app.router.add_routes(webhook.routes)
     state: dict[str, Deps] = {}
@@ -82,7 +83,8 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
             await reader.start()
         replies = ReplyChannel(readers[0], settings.topic("replies"), settings.ingress_instance)
         await replies.start()
-        catalog, history = FlowCatalog(), HistoryStore()
+        catalog = FlowCatalog()
+        history = HistoryStore(retention=settings.history_retention_seconds, clock=clock or SystemClock())
         await read_all_partitions(readers[1], settings.topic("flows"))
         await read_all_partitions(readers[2], settings.topic("history"))
         deps = Deps(settings, producer, replies, catalog, history, clock or SystemClock(),
@@ -90,7 +92,9 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
         app[DEPS] = deps
         state["deps"] = deps
         tasks = [asyncio.create_task(replies.run()), asyncio.create_task(follow_flows(readers[1], catalog)),
-                 asyncio.create_task(follow_history(readers[2], history))]
+                 asyncio.create_task(follow_history(readers[2], history)),
+                 asyncio.create_task(run_janitor(history, lambda key: deps.publish("history", key, None),
+                                                 settings.ingress_instance))]
         try:
             await asyncio.wait_for(asyncio.gather(catalog.ready.wait(), history.ready.wait()), 60)
         except TimeoutError:

@@ -1,4 +1,10 @@
-"""``/v2/Flows/{FlowSid}/Executions``: create, list, fetch, end, delete; contexts; steps."""
+"""``/v2/Flows/{FlowSid}/Executions``: create, list, fetch, end, delete; Execution Context; Steps; Step Context.
+
+Creating and ending go through the processor (an event on ``events``, the
+answer on this instance's ``replies`` partition). Every read is answered from
+the in-memory history read model (``history.py``); nothing here waits on the
+processor for a read.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from sortedcontainers import SortedList
 
 from shared.ids import new_sid
 from shared.messages import EndRequested, ExecutionRecord, Reply, StartExecution, StepRecord, encode
@@ -14,17 +21,18 @@ from shared.timefmt import parse_iso8601
 
 from .deps import DEPS, Deps
 from .errors import ApiError
-from .forms import form, page_params
-from .paging import paginate
+from .forms import form, page_request, required
+from .paging import envelope, select
 from .resources import execution_context_json, execution_json, step_context_json, step_json
+from .routes_flows import find_flow, json_response, tombstone_history
 
 __all__ = ["route_key", "routes"]
 
 routes = web.RouteTableDef()
 
-
-def _json(body: Any, status: int = 200) -> web.Response:
-    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
+#: How long a read waits for records it knows are on their way (the ended snapshot after an end, steps
+#: the execution snapshot already counts) before answering with what it has.
+_SETTLE_SECONDS = 5.0
 
 
 def route_key(flow_sid: str, contact: str) -> str:
@@ -41,35 +49,34 @@ async def _await_reply(deps: Deps, reply_id: str, future: asyncio.Future[Reply])
         deps.replies.forget(reply_id)
 
 
+def _parameters(text: str) -> dict[str, Any]:
+    """``Parameters``: a JSON object sent as a string; it becomes ``flow.data``."""
+    if not text:
+        return {}
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, 20001, f"Parameters must be a JSON object encoded as a string: {exc}") from exc
+    if not isinstance(value, dict):
+        raise ApiError(400, 20001, "Parameters must be a JSON object")
+    return value
+
+
 @routes.post("/v2/Flows/{flow_sid}/Executions")
 async def create_execution(request: web.Request) -> web.Response:
+    """Start an execution; it runs the latest published revision, or the latest one if ``To`` is a test user."""
     deps = request.app[DEPS]
     flow_sid = request.match_info["flow_sid"]
     data = await form(request, deps.settings.max_request_body_bytes)
-    to, from_ = data.get("To", ""), data.get("From", "")
-    if not to:
-        raise ApiError(400, 20001, "Missing required parameter To in the post body")
-    if not from_:
-        raise ApiError(400, 20001, "Missing required parameter From in the post body")
-    flow = deps.catalog.latest(flow_sid)
-    if flow is None:
-        raise ApiError(404, 20404, f"The requested resource /Flows/{flow_sid} was not found")
-    revision = deps.catalog.latest_published(flow_sid)
+    to, from_ = required(data, "To"), required(data, "From")
+    find_flow(deps, flow_sid)
+    revision = deps.catalog.revision_for(flow_sid, to)
     if revision is None:
-        if to not in (flow.test_users or []):
-            raise ApiError(400, 81020, "The flow has no published revision; publish it or add the contact as a test user")
-        revision = flow
-    parameters: Any = {}
-    if data.get("Parameters"):
-        try:
-            parameters = orjson.loads(data["Parameters"])
-        except orjson.JSONDecodeError as exc:
-            raise ApiError(400, 20001, f"Parameters must be a JSON object string: {exc}") from exc
-        if not isinstance(parameters, dict):
-            raise ApiError(400, 20001, "Parameters must be a JSON object")
-    sid = new_sid("FN")
+        raise ApiError(400, 20001, f"Flow {flow_sid} has no published revision: publish one, or add {to} "
+                                   "to the flow's TestUsers to run its latest draft")
+    parameters = _parameters(data.get("Parameters", ""))
     reply_id, future = deps.replies.expect()
-    event = StartExecution(execution_sid=sid, flow_sid=flow_sid, revision=revision.revision,
+    event = StartExecution(execution_sid=new_sid("FN"), flow_sid=flow_sid, revision=revision.revision,
                            route=route_key(flow_sid, to), contact_address=to, channel_address=from_,
                            flow_data=parameters, created_at=deps.clock.now(), initiated_by=new_sid("RQ"),
                            reply_id=reply_id, reply_partition=deps.replies.partition)
@@ -82,107 +89,155 @@ async def create_execution(request: web.Request) -> web.Response:
                        reply.error_message or "the execution could not be created")
     record = ExecutionRecord(**reply.execution)
     deps.history.apply(record.sid.encode(), encode(record))  # read-your-writes
-    return _json(execution_json(record, deps.urls), 201)
+    return json_response(execution_json(record, deps.urls), 201)
 
 
-def _execution(deps: Deps, flow_sid: str, sid: str) -> ExecutionRecord:
+def _find_execution(deps: Deps, flow_sid: str, sid: str) -> ExecutionRecord:
     record = deps.history.execution(sid)
     if record is None or record.flow_sid != flow_sid:
         raise ApiError(404, 20404, f"The requested resource /Flows/{flow_sid}/Executions/{sid} was not found")
     return record
 
 
+def _date_filter(request: web.Request, name: str) -> float | None:
+    text = request.query.get(name, "")
+    if not text:
+        return None
+    try:
+        return parse_iso8601(text)
+    except ValueError as exc:
+        raise ApiError(400, 20001, f"{name} must be an ISO 8601 date-time, not {text!r}") from exc
+
+
 @routes.get("/v2/Flows/{flow_sid}/Executions")
 async def list_executions(request: web.Request) -> web.Response:
+    """Newest first. Filters: ``Status`` (``active``/``ended``), ``DateCreatedFrom``/``DateCreatedTo`` (inclusive).
+
+    The flow's index is sorted by ``(-date_created, sid)``, so the date range is
+    two bisections and the page is read straight off the index; ``Status`` is
+    checked per key without decoding the record.
+    """
     deps = request.app[DEPS]
     flow_sid = request.match_info["flow_sid"]
-    size, page, token = page_params(request)
-    status = request.query.get("Status") or request.query.get("status")
-    filters: dict[str, str] = {}
-    items = list(deps.history.executions_of(flow_sid))
-    if status:
-        items = [r for r in items if r.status == status]
-        filters["Status"] = status
-    for name, keep in (("DateCreatedFrom", lambda r, t: r.date_created >= t),
-                       ("DateCreatedTo", lambda r, t: r.date_created <= t)):
-        if request.query.get(name):
-            try:
-                bound = parse_iso8601(request.query[name])
-            except ValueError as exc:
-                raise ApiError(400, 20001, f"{name} must be an ISO 8601 date") from exc
-            items = [r for r in items if keep(r, bound)]
-            filters[name] = request.query[name]
-    items.sort(key=lambda r: (r.date_created, r.sid), reverse=True)
-    return _json(paginate(items, lambda r: _without_context(execution_json(r, deps.urls)), "executions",
-                          f"{deps.urls.flow(flow_sid)}/Executions", size, page, token, filters))
+    find_flow(deps, flow_sid)
+    page = page_request(request, (float, str))
+    status = request.query.get("Status") or request.query.get("status") or None
+    if status is not None and status not in ("active", "ended"):
+        raise ApiError(400, 20001, f"Status must be 'active' or 'ended', not {status!r}")
+    since, until = _date_filter(request, "DateCreatedFrom"), _date_filter(request, "DateCreatedTo")
+    filters = {name: value for name, value in (("Status", status), ("DateCreatedFrom", request.query.get("DateCreatedFrom")),
+                                                ("DateCreatedTo", request.query.get("DateCreatedTo"))) if value}
+    history = deps.history
 
+    def accept(key: tuple[Any, ...]) -> bool:
+        current = history.execution_status(key[1])
+        return current is not None and (status is None or current == status)
 
-def _without_context(body: dict[str, Any]) -> dict[str, Any]:
-    body["context"] = None  # as in Studio's list responses; fetch the Context resource for it
-    return body
+    window = select(history.execution_index(flow_sid), page, accept,
+                    low=None if until is None else (-until, ""), high=None if since is None else (-since, "\uffff"))
+    items = []
+    for _, sid in window.keys:
+        record = history.execution(sid)
+        if record is not None:
+            items.append(execution_json(record, deps.urls, full=False))
+    return json_response(envelope("executions", items, window, deps.urls.executions(flow_sid), page, filters))
 
 
 @routes.get("/v2/Flows/{flow_sid}/Executions/{sid}")
 async def fetch_execution(request: web.Request) -> web.Response:
     deps = request.app[DEPS]
-    record = _execution(deps, request.match_info["flow_sid"], request.match_info["sid"])
-    return _json(execution_json(record, deps.urls))
+    record = _find_execution(deps, request.match_info["flow_sid"], request.match_info["sid"])
+    return json_response(execution_json(record, deps.urls))
 
 
 @routes.get("/v2/Flows/{flow_sid}/Executions/{sid}/Context")
 async def fetch_execution_context(request: web.Request) -> web.Response:
     deps = request.app[DEPS]
-    record = _execution(deps, request.match_info["flow_sid"], request.match_info["sid"])
-    return _json(execution_context_json(record, deps.urls))
+    record = _find_execution(deps, request.match_info["flow_sid"], request.match_info["sid"])
+    return json_response(execution_context_json(record, deps.urls))
+
+
+async def _end(deps: Deps, record: ExecutionRecord) -> ExecutionRecord:
+    """Ask the processor to end an active execution; return the ended snapshot once it is here."""
+    if record.status != "active":
+        return record
+    reply_id, future = deps.replies.expect()
+    await deps.publish("events", record.route, EndRequested(record.sid, record.route, deps.clock.now(),
+                                                            reply_id=reply_id, reply_partition=deps.replies.partition))
+    await _await_reply(deps, reply_id, future)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + _SETTLE_SECONDS
+    while loop.time() < deadline:  # the ended snapshot follows the reply on the history topic
+        current = deps.history.execution(record.sid)
+        if current is None or current.status == "ended":
+            return current or record
+        await deps.history.changed(0.1)
+    return deps.history.execution(record.sid) or record
 
 
 @routes.post("/v2/Flows/{flow_sid}/Executions/{sid}")
 async def update_execution(request: web.Request) -> web.Response:
+    """End an active execution (``Status=ended``); ending an ended one answers it unchanged."""
     deps = request.app[DEPS]
-    record = _execution(deps, request.match_info["flow_sid"], request.match_info["sid"])
+    record = _find_execution(deps, request.match_info["flow_sid"], request.match_info["sid"])
     data = await form(request, deps.settings.max_request_body_bytes)
-    if data.get("Status") != "ended":
-        raise ApiError(400, 20001, "Status must be 'ended'")
-    if record.status == "active":
-        reply_id, future = deps.replies.expect()
-        await deps.publish("events", record.route, EndRequested(record.sid, record.route, deps.clock.now(),
-                                                                reply_id=reply_id,
-                                                                reply_partition=deps.replies.partition))
-        await _await_reply(deps, reply_id, future)
-        for _ in range(50):  # the ended snapshot follows the reply on the history topic
-            current = deps.history.execution(record.sid)
-            if current is not None and current.status == "ended":
-                record = current
-                break
-            await deps.history.changed(0.1)
-    return _json(execution_json(record, deps.urls))
+    if required(data, "Status") != "ended":
+        raise ApiError(400, 20001, f"Status must be 'ended', not {data['Status']!r}")
+    return json_response(execution_json(await _end(deps, record), deps.urls))
 
 
-def _step(deps: Deps, request: web.Request) -> StepRecord:
-    record = _execution(deps, request.match_info["flow_sid"], request.match_info["sid"])
-    for step in deps.history.steps_of(record.sid):
-        if step.sid == request.match_info["step_sid"]:
-            return step
-    raise ApiError(404, 20404, f"The requested resource Steps/{request.match_info['step_sid']} was not found")
+@routes.delete("/v2/Flows/{flow_sid}/Executions/{sid}")
+async def delete_execution(request: web.Request) -> web.Response:
+    """Delete the execution and all its steps: end it first if active, then tombstone steps and execution."""
+    deps = request.app[DEPS]
+    record = _find_execution(deps, request.match_info["flow_sid"], request.match_info["sid"])
+    await _end(deps, record)
+    await tombstone_history(deps, deps.history.keys_of(record.sid))
+    return web.Response(status=204)
+
+
+async def _settled_steps(deps: Deps, record: ExecutionRecord) -> list[StepRecord]:
+    """The execution's steps, after waiting briefly for any the snapshot counts but this instance has not read.
+
+    Steps and execution snapshots travel on different partitions, so the
+    snapshot that says "5 steps" can overtake the fifth step.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + _SETTLE_SECONDS
+    while deps.history.known_steps(record.sid) < record.step_count and loop.time() < deadline:
+        await deps.history.changed(0.1)
+    return deps.history.steps_of(record.sid)
 
 
 @routes.get("/v2/Flows/{flow_sid}/Executions/{sid}/Steps")
 async def list_steps(request: web.Request) -> web.Response:
+    """Newest step first (``context`` is null in the list; fetch the Step Context for it)."""
     deps = request.app[DEPS]
-    record = _execution(deps, request.match_info["flow_sid"], request.match_info["sid"])
-    size, page, token = page_params(request)
-    steps = list(reversed(deps.history.steps_of(record.sid)))  # newest first, like Studio
+    record = _find_execution(deps, request.match_info["flow_sid"], request.match_info["sid"])
+    page = page_request(request, (int,))
+    steps = {step.index: step for step in await _settled_steps(deps, record)}
+    window = select(SortedList((-index,) for index in steps), page)
+    items = [step_json(steps[-index], deps.urls, full=False) for (index,) in window.keys]
     url = f"{deps.urls.execution(record.flow_sid, record.sid)}/Steps"
-    return _json(paginate(steps, lambda s: _without_context(step_json(s, deps.urls)), "steps", url, size, page, token))
+    return json_response(envelope("steps", items, window, url, page))
+
+
+def _find_step(deps: Deps, request: web.Request) -> StepRecord:
+    record = _find_execution(deps, request.match_info["flow_sid"], request.match_info["sid"])
+    step = deps.history.step(record.sid, request.match_info["step_sid"])
+    if step is None:
+        raise ApiError(404, 20404, f"The requested resource /Flows/{record.flow_sid}/Executions/{record.sid}"
+                                   f"/Steps/{request.match_info['step_sid']} was not found")
+    return step
 
 
 @routes.get("/v2/Flows/{flow_sid}/Executions/{sid}/Steps/{step_sid}")
 async def fetch_step(request: web.Request) -> web.Response:
     deps = request.app[DEPS]
-    return _json(step_json(_step(deps, request), deps.urls))
+    return json_response(step_json(_find_step(deps, request), deps.urls))
 
 
 @routes.get("/v2/Flows/{flow_sid}/Executions/{sid}/Steps/{step_sid}/Context")
 async def fetch_step_context(request: web.Request) -> web.Response:
     deps = request.app[DEPS]
-    return _json(step_context_json(_step(deps, request), deps.urls))
+    return json_response(step_context_json(_find_step(deps, request), deps.urls))

@@ -1,106 +1,155 @@
-"""``/v2/Flows``: create, list, fetch, update, delete, revisions, validate."""
+"""``/v2/Flows``: create, list, fetch, update, delete, and ``POST /v2/Flows/Validate``.
+
+Every revision of a flow is one ``FlowRecord`` in the compacted ``flows`` topic
+(key ``FW…/revision``); the flow is its highest revision. Writes are published
+and acknowledged before the answer, then applied to this instance's catalog at
+once (read-your-writes); other instances see them within their poll interval.
+Writes to one flow through two ingress replicas at the same instant are
+last-writer-wins per revision key (see the README).
+"""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
 from aiohttp import web
+from sortedcontainers import SortedList
 
-from shared.flow import FlowDefinitionError
 from shared.flow_catalog import flow_key
 from shared.ids import new_sid
-from shared.messages import FlowRecord, encode
+from shared.messages import EndRequested, FlowRecord, encode
 
 from .deps import DEPS, Deps
 from .errors import ApiError
-from .forms import form, page_params
-from .paging import paginate
+from .flow_changes import parse_status, plan_update, validated_definition
+from .forms import form, page_request, required
+from .paging import envelope, select
 from .resources import flow_json
 
-__all__ = ["routes"]
+__all__ = ["created_at", "find_flow", "json_response", "routes", "tombstone_history", "write_flow"]
 
 routes = web.RouteTableDef()
 
 
-def _json(body: Any, status: int = 200) -> web.Response:
+def json_response(body: Any, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
 
 
-def _definition(deps: Deps, text: str | None, required: bool) -> dict[str, Any] | None:
-    if text is None or text == "":
-        if required:
-            raise ApiError(400, 20001, "Missing required parameter Definition in the post body")
-        return None
-    if len(text.encode()) > deps.settings.max_flow_definition_bytes:
-        raise ApiError(400, 81022, "Flow definition validation failed",
-                       {"errors": [{"property_path": "#", "message": "the definition is too large"}]})
-    try:
-        value = orjson.loads(text)
-    except orjson.JSONDecodeError as exc:
-        raise ApiError(400, 81022, "Flow definition validation failed",
-                       {"errors": [{"property_path": "#", "message": f"not valid JSON: {exc}"}]}) from exc
-    try:
-        from shared.validation import validate_definition
-
-        validate_definition(value)
-    except FlowDefinitionError as exc:
-        raise ApiError(400, 81022, "Flow definition validation failed",
-                       {"errors": [i.as_dict() for i in exc.issues]}) from exc
-    return value  # type: ignore[no-any-return]
-
-
-def _status(value: str | None, required: bool) -> str | None:
-    if value is None or value == "":
-        if required:
-            raise ApiError(400, 20001, "Missing required parameter Status in the post body")
-        return None
-    if value not in ("draft", "published"):
-        raise ApiError(400, 20001, f"Status must be 'draft' or 'published', not {value!r}")
-    return value
-
-
-def _created(deps: Deps, sid: str) -> float:
-    revisions = deps.catalog.revisions(sid)
-    return min(r.date_created for r in revisions) if revisions else deps.clock.now()
-
-
-@routes.post("/v2/Flows")
-async def create_flow(request: web.Request) -> web.Response:
-    deps = request.app[DEPS]
-    data = await form(request, deps.settings.max_request_body_bytes)
-    name = data.get("FriendlyName")
-    if not name:
-        raise ApiError(400, 20001, "Missing required parameter FriendlyName in the post body")
-    status = _status(data.get("Status"), required=True)
-    definition = _definition(deps, data.get("Definition"), required=True)
-    now = deps.clock.now()
-    record = FlowRecord(sid=new_sid("FW"), revision=1, friendly_name=name, status=status or "draft",
-                        definition=definition, commit_message=data.get("CommitMessage", ""), valid=True,
-                        errors=[], warnings=[], date_created=now, date_updated=now)
-    await deps.publish("flows", flow_key(record.sid, record.revision).decode(), record)
-    deps.catalog.apply(flow_key(record.sid, record.revision), encode(record))  # read-your-writes
-    return _json(flow_json(record, deps.urls, now), 201)
-
-
-@routes.get("/v2/Flows")
-async def list_flows(request: web.Request) -> web.Response:
-    deps = request.app[DEPS]
-    size, page, token = page_params(request)
-    flows = sorted(deps.catalog.flows(), key=lambda r: (_created(deps, r.sid), r.sid), reverse=True)
-    return _json(paginate(flows, lambda r: flow_json(r, deps.urls, _created(deps, r.sid), full=False), "flows",
-                          f"{deps.urls.base}/v2/Flows", size, page, token))
-
-
-def _flow(deps: Deps, sid: str) -> FlowRecord:
+def find_flow(deps: Deps, sid: str) -> FlowRecord:
+    """The flow's latest revision, or Twilio's 404."""
     record = deps.catalog.latest(sid)
     if record is None:
         raise ApiError(404, 20404, f"The requested resource /Flows/{sid} was not found")
     return record
 
 
+def created_at(deps: Deps, sid: str) -> float:
+    """A flow's ``date_created``: when its first (oldest kept) revision was made."""
+    revisions = deps.catalog.revisions(sid)
+    return min(r.date_created for r in revisions) if revisions else deps.clock.now()
+
+
+async def write_flow(deps: Deps, record: FlowRecord) -> None:
+    """Publish one revision record, wait for the broker, apply it here (read-your-writes)."""
+    key = flow_key(record.sid, record.revision)
+    await deps.publish("flows", key.decode(), record)
+    deps.catalog.apply(key, encode(record))
+
+
+async def tombstone_history(deps: Deps, keys: list[str]) -> None:
+    """Publish tombstones for these history keys (in order, acknowledged) and apply them here."""
+    topic = deps.settings.topic("history")
+    pending = [await deps.producer.send(topic, None, key=key.encode()) for key in keys]
+    await asyncio.gather(*pending)
+    for key in keys:
+        deps.history.apply(key.encode(), None)
+
+
+@routes.post("/v2/Flows/Validate")
+async def validate_flow(request: web.Request) -> web.Response:
+    """``{"valid": true}``, or 400 with error 81022 and ``details.errors[]`` naming each property path."""
+    deps = request.app[DEPS]
+    data = await form(request, deps.settings.max_request_body_bytes)
+    if data.get("Status"):
+        parse_status(data["Status"])
+    validated_definition(required(data, "Definition"), deps.settings.max_flow_definition_bytes)
+    return json_response({"valid": True})
+
+
+@routes.post("/v2/Flows")
+async def create_flow(request: web.Request) -> web.Response:
+    deps = request.app[DEPS]
+    data = await form(request, deps.settings.max_request_body_bytes)
+    name = required(data, "FriendlyName")
+    status = parse_status(required(data, "Status"))
+    definition = validated_definition(required(data, "Definition"), deps.settings.max_flow_definition_bytes)
+    now = deps.clock.now()
+    record = FlowRecord(sid=new_sid("FW"), revision=1, friendly_name=name, status=status, definition=definition,
+                        commit_message=data.get("CommitMessage", ""), valid=True, errors=[], warnings=[],
+                        date_created=now, date_updated=now)
+    await write_flow(deps, record)
+    return json_response(flow_json(record, deps.urls, now), 201)
+
+
+@routes.get("/v2/Flows")
+async def list_flows(request: web.Request) -> web.Response:
+    """Newest flow first; ``definition``/``valid``/``errors``/``warnings`` are null as in Studio's lists."""
+    deps = request.app[DEPS]
+    page = page_request(request, (float, str))
+    latest = {r.sid: r for r in deps.catalog.flows()}
+    index = SortedList((-created_at(deps, sid), sid) for sid in latest)
+    window = select(index, page)
+    items = [flow_json(latest[sid], deps.urls, -created, full=False) for created, sid in window.keys]
+    return json_response(envelope("flows", items, window, deps.urls.flows, page))
+
+
 @routes.get("/v2/Flows/{sid}")
 async def fetch_flow(request: web.Request) -> web.Response:
     deps = request.app[DEPS]
-    record = _flow(deps, request.match_info["sid"])
-    return _json(flow_json(record, deps.urls, _created(deps, record.sid)))
+    record = find_flow(deps, request.match_info["sid"])
+    return json_response(flow_json(record, deps.urls, created_at(deps, record.sid)))
+
+
+@routes.post("/v2/Flows/{sid}")
+async def update_flow(request: web.Request) -> web.Response:
+    """``Status`` required; ``Definition`` replaces the whole definition. See ``flow_changes`` for revisions."""
+    deps = request.app[DEPS]
+    latest = find_flow(deps, request.match_info["sid"])
+    data = await form(request, deps.settings.max_request_body_bytes)
+    status = parse_status(required(data, "Status"))
+    definition = None
+    if data.get("Definition"):
+        definition = validated_definition(data["Definition"], deps.settings.max_flow_definition_bytes)
+    record = plan_update(latest, status, definition, data.get("FriendlyName") or None,
+                         data.get("CommitMessage"), deps.clock.now())
+    await write_flow(deps, record)
+    return json_response(flow_json(record, deps.urls, created_at(deps, record.sid)))
+
+
+@routes.delete("/v2/Flows/{sid}")
+async def delete_flow(request: web.Request) -> web.Response:
+    """Delete every revision (a tombstone each), end its active executions and forget their history.
+
+    The flow's tombstones go first, so no new execution can start on this
+    instance; active executions get an ``EndRequested`` (the processor ends
+    them even without the definition); then every execution and step of the
+    flow is tombstoned in ``history``. Records of those executions that the
+    processor publishes afterwards are tombstoned again by the history janitor.
+    """
+    deps = request.app[DEPS]
+    sid = request.match_info["sid"]
+    find_flow(deps, sid)
+    for revision in deps.catalog.revisions(sid):
+        key = flow_key(sid, revision.revision)
+        await deps.publish("flows", key.decode(), None)
+        deps.catalog.apply(key, None)
+    now = deps.clock.now()
+    for _, execution_sid in list(deps.history.execution_index(sid)):
+        execution = deps.history.execution(execution_sid)
+        if execution is not None and execution.status == "active":
+            await deps.publish("events", execution.route,
+                               EndRequested(execution.sid, execution.route, now, reason="deleted"))
+    await tombstone_history(deps, deps.history.forget_flow(sid))
+    return web.Response(status=204)
