@@ -83,7 +83,7 @@ FLOWS = TopicSpec(
 
 
 #: The processor's faust tables; their changelogs must have exactly as many partitions as ``events``.
-PROCESSOR_TABLES = ("executions", "routes")
+PROCESSOR_TABLES = ("routes",)
 
 
 def processor_app_id(settings: Settings) -> str:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator, Mapping
 from typing import Any
 
 import faust
@@ -29,12 +28,15 @@ from shared.logs import bind
 from shared.messages import (
     CancelTimer,
     DecodeError,
+    EndRequested,
     ExecutionRecord,
     HttpRequest,
+    HttpResult,
     Reply,
     ScheduleTimer,
     StartExecution,
     StepRecord,
+    TimerFired,
     WebhookReceived,
     decode,
     encode,
@@ -44,30 +46,11 @@ from shared.topics import processor_app_id
 
 from .machine import handle
 from .sprint import Env
-from .state import ExecutionState, RouteState
+from .state import decode_route_record, encode_route_record
 
 __all__ = ["create_app"]
 
 log = logging.getLogger(__name__)
-
-
-class _Executions(Mapping[str, ExecutionState]):
-    """Read-only view of the executions table that decodes on access."""
-
-    def __init__(self, table: Any) -> None:
-        self._table = table
-
-    def __getitem__(self, sid: str) -> ExecutionState:
-        raw = self._table.get(sid.encode())
-        if raw is None:
-            raise KeyError(sid)
-        return ExecutionState.from_bytes(raw)
-
-    def __iter__(self) -> Iterator[str]:
-        raise NotImplementedError("the state machine never iterates executions")
-
-    def __len__(self) -> int:
-        return len(self._table)
 
 
 def create_app(settings: Settings, clock: Clock | None = None, worker_id: str = "0") -> faust.App:
@@ -95,7 +78,7 @@ def create_app(settings: Settings, clock: Clock | None = None, worker_id: str = 
     )
     events = app.topic(settings.topic("events"), key_type=bytes, value_type=bytes,
                        key_serializer="raw", value_serializer="raw", internal=False)
-    executions = app.Table("executions", partitions=settings.event_partitions, key_type=bytes, value_type=bytes)
+    # One row per route (flow + contact) holds its bookkeeping and active executions: one changelog write per event.
     routes = app.Table("routes", partitions=settings.event_partitions, key_type=bytes, value_type=bytes)
     catalog = FlowCatalog()
     topics = {name: settings.topic(name) for name in ("http-requests", "timers", "replies", "history")}
@@ -112,6 +95,7 @@ def create_app(settings: Settings, clock: Clock | None = None, worker_id: str = 
 
     async def publish(outcome_commands: list[Any], records: list[ExecutionRecord | StepRecord]) -> None:
         send = app.producer.send
+
         for command in outcome_commands:
             if isinstance(command, HttpRequest):
                 await send(topics["http-requests"], command.execution_sid.encode(), encode(command), None, None, None)
@@ -135,22 +119,25 @@ def create_app(settings: Settings, clock: Clock | None = None, worker_id: str = 
                 log.error("dropping an undecodable event", extra={"fields": {"error": str(exc)}})
                 metrics.PROCESSOR_EVENTS.labels("undecodable", "dropped").inc()
                 continue
+            if not isinstance(message, StartExecution | WebhookReceived | HttpResult | TimerFired | EndRequested):
+                metrics.PROCESSOR_EVENTS.labels(message.kind, "dropped").inc()
+                continue
             if isinstance(message, StartExecution | WebhookReceived):
                 await catalog.wait_for(message.flow_sid, message.revision, timeout=10.0)
             bind(execution_sid=getattr(message, "execution_sid", ""), flow_sid=getattr(message, "flow_sid", ""))
             key = event.key
-            route = RouteState.from_bytes(routes.get(key))
+            route, executions = decode_route_record(routes.get(key))
             env = Env(now=clock.now(), settings=settings, flows=catalog.definition)
-            outcome = handle(message, route, _Executions(executions), env)  # type: ignore[arg-type]
-            if outcome.route.empty:
-                routes.pop(key, None)
-            else:
-                routes[key] = outcome.route.to_bytes()
+            outcome = handle(message, route, executions, env)
             for sid, state in outcome.executions.items():
                 if state is None:
-                    executions.pop(sid.encode(), None)
+                    executions.pop(sid, None)
                 else:
-                    executions[sid.encode()] = state.to_bytes()
+                    executions[sid] = state
+            if outcome.route.empty and not executions:
+                routes.pop(key, None)
+            else:
+                routes[key] = encode_route_record(outcome.route, executions)
             await publish(outcome.commands, outcome.records)
             _count(message.kind, outcome.records)
 
@@ -176,7 +163,8 @@ def _count(kind: str, records: list[ExecutionRecord | StepRecord]) -> None:
     metrics.PROCESSOR_EVENTS.labels(kind, "handled").inc()
     for record in records:
         if isinstance(record, StepRecord):
-            metrics.STEPS.labels(record.type, record.name if record.name.isalpha() else "limit").inc()
+            metrics.STEPS.labels(metrics.widget_type_label(record.type),
+                                 record.name if record.name.isalpha() else "limit").inc()
             if record.index == 0:
                 metrics.EXECUTIONS_STARTED.labels(record.name).inc()
         elif record.status == "ended":

@@ -45,11 +45,6 @@ def new_state(sid: str, flow_sid: str, revision: int, route: str, contact: str, 
 
 def begin(sprint: Sprint, flow: FlowDefinition, trigger_event: str) -> None:
     """Run the trigger step, schedule expiry, then run widgets until one waits."""
-    state = sprint.state
-    expiry = derived_sid("TM", state.sid, EXPIRY_TOKEN)
-    state.expiry_timer = expiry
-    sprint.commands.append(ScheduleTimer(expiry, state.sid, state.route, EXPIRY_TOKEN,
-                                         state.created_at + sprint.env.settings.execution_expiry_seconds))
     trigger = flow.state(flow.initial_state)
     nxt = sprint.complete(trigger, Next(trigger_event, None))
     run(sprint, flow, nxt)
@@ -128,6 +123,7 @@ def resume(sprint: Sprint, flow: FlowDefinition, event: Event) -> None:
 def finish(sprint: Sprint, outcome: Outcome) -> Outcome:
     """Close the sprint: answer a waiting webhook, record history, store or forget the state."""
     state = sprint.state
+    _schedule_expiry(sprint)
     sprint.flush_reply()
     state.updated_at = sprint.env.now
     outcome.route = sprint.route
@@ -136,6 +132,21 @@ def finish(sprint: Sprint, outcome: Outcome) -> Outcome:
     outcome.records.append(sprint.record())
     outcome.executions[state.sid] = state if state.status == "active" else None
     return outcome
+
+
+def _schedule_expiry(sprint: Sprint) -> None:
+    """Arm the execution's expiry (Studio: 30 days) once it first waits on the outside world.
+
+    Executions that end within their first sprints, or only wait on HTTP calls (bounded by the
+    http-worker's 10 s), never need it — which saves two timer messages per such execution.
+    """
+    state = sprint.state
+    if state.status != "active" or state.expiry_timer or state.wait is None or state.wait.kind == "http":
+        return
+    expiry = derived_sid("TM", state.sid, EXPIRY_TOKEN)
+    state.expiry_timer = expiry
+    sprint.commands.append(ScheduleTimer(expiry, state.sid, state.route, EXPIRY_TOKEN,
+                                         state.created_at + sprint.env.settings.execution_expiry_seconds))
 
 
 def record_dict(state: ExecutionState, now: float) -> dict[str, Any]:
