@@ -1,9 +1,22 @@
 """Split Based On… operators, with Studio's rules.
 
-Every comparison trims surrounding white space and ignores case; regular
-expressions must match the whole string; ``less_than``/``greater_than`` compare
-numbers only; times are 24-hour ``HH:MM`` and dates ``YYYY-MM-DD``. A value that
-cannot be read the way the operator needs simply does not match.
+Every comparison trims surrounding white space and ignores case. Choices where
+Studio's documentation is silent (documented here so flows behave predictably):
+
+* ``equal_to`` / ``not_equal_to`` compare text, not numbers (``"03"`` is not
+  ``"3"``): Studio documents them as text comparisons, and digit strings such as
+  ZIP codes or PINs must keep their leading zeros.
+* ``matches_any_of`` takes a comma-separated list; each item is trimmed and
+  empty items are ignored.
+* ``regex`` must match the whole tested string (Python ``re`` syntax,
+  case-insensitive, ``.`` matches newlines); an invalid pattern never matches.
+* ``less_than`` / ``greater_than`` compare numbers only: both sides must read as
+  a decimal number (``-3``, ``+2.5``, ``.5``); anything else, letters included,
+  does not match.
+* Times are 24-hour ``HH:MM`` (a one-digit hour is accepted); dates are
+  ``YYYY-MM-DD``, and a longer ISO timestamp is compared by its date.
+* ``is_blank`` / ``is_not_blank`` ignore the condition's value.
+* An unknown operator never matches (flow validation reports it).
 """
 
 from __future__ import annotations
@@ -20,23 +33,21 @@ def _norm(text: str) -> str:
     return text.strip().lower()
 
 
+_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
+
+
 def _number(text: str) -> float | None:
-    try:
-        value = float(text.strip())
-    except ValueError:
-        return None
-    return value if value == value else None  # NaN never compares
+    stripped = text.strip()
+    return float(stripped) if _NUMBER.match(stripped) else None
 
 
 def _equal(a: str, b: str) -> bool:
-    if _norm(a) == _norm(b):
-        return True
-    x, y = _number(a), _number(b)
-    return x is not None and y is not None and x == y
+    return _norm(a) == _norm(b)
 
 
 def _any_of(a: str, b: str) -> bool:
-    return any(_equal(a, option) for option in b.split(",") if option.strip() or not a.strip())
+    tested = _norm(a)
+    return any(tested == _norm(option) for option in b.split(",") if option.strip())
 
 
 @lru_cache(maxsize=1024)
@@ -74,9 +85,15 @@ def _time(a: str, b: str, before: bool) -> bool:
     return x < y if before else x > y
 
 
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}(?:$|[T ])")
+
+
 def _day(text: str) -> date | None:
+    stripped = text.strip()
+    if not _DATE.match(stripped):
+        return None
     try:
-        return date.fromisoformat(text.strip()[:10]) if re.match(r"^\d{4}-\d{2}-\d{2}", text.strip()) else None
+        return date.fromisoformat(stripped[:10])
     except ValueError:
         return None
 
