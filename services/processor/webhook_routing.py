@@ -1,110 +1,183 @@
 """Which execution a Twilio webhook belongs to, and what it does there.
 
-* No ``FlowEvent`` and no execution for this contact (or call): start one
-  (``incomingCall`` / ``incomingMessage``).
-* ``FlowEvent=<event>``: resume the execution parked on a widget that accepts
-  that event; anything else is stale and answered with an empty ``<Response/>``.
-* An incoming message while an execution waits in Send & Wait For Reply resumes it.
-* A status callback (``CallStatus`` completed, busy, failed, no-answer, canceled)
-  ends the call's execution.
+Finding the execution (everything of one contact in one flow shares a route):
+
+* a **call** request belongs to the execution its ``CallSid`` started; a new
+  ``CallSid`` without ``FlowEvent`` starts an execution (``incomingCall``). With
+  ``flags.allow_concurrent_calls`` (Studio's default) every call gets its own
+  execution; without it a call from a contact who has an active execution is
+  refused with ``<Reject reason="busy"/>``.
+* a **message** request belongs to the contact's active execution (with
+  ``allow_concurrent_calls`` the contact's call executions are left out, so a
+  text never lands in a call); with none, it starts one (``incomingMessage``).
+  At most one message/REST execution per contact is ever active.
+
+What the request does there:
+
+* ``FlowEvent=<event>`` that the parked widget accepts (or, without
+  ``FlowEvent``, a message while Send & Wait For Reply waits — wait kind
+  ``message``) resumes it; the webhook is answered with the next TwiML.
+* ``FlowEvent=keepalive`` (the ingress's own ``<Redirect>`` when the processor
+  did not answer within the budget) takes over the waiting webhook: it is
+  answered with the TwiML of the widget the execution is parked on, or — while
+  an HTTP widget still runs — as soon as the execution reaches TwiML. Any other
+  request for a call's execution that is not accepted (late, duplicate, or a
+  replay of one already applied) is answered the same way, so the caller hears
+  what the flow is doing now; once the flow has lost the call (the caller hung
+  up or a TwiML Redirect timed out) it gets an empty ``<Response/>``.
+  A message that is not accepted is ignored (empty ``<Response/>``).
+* A status callback (``CallStatus`` completed, busy, failed, no-answer,
+  canceled, without ``FlowEvent``) tells that the call is over: a widget that
+  has a ``hangup`` transition (Connect Call To, Record Voicemail) takes it; an
+  execution parked on any other TwiML widget ends (``call_ended``); one that
+  is running an HTTP widget or waits for a message or timer goes on, and ends
+  when it next reaches a TwiML widget.
+* Requests for no active execution (``FlowEvent`` or status callbacks for an
+  ended execution, a replay of a start already done) get an empty ``<Response/>``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
+from typing import Any
 
+from twilio.twiml.voice_response import VoiceResponse
+
+from shared.flow import FlowDefinition
 from shared.messages import Reply, WebhookReceived
 
 from .runner import Outcome, begin, finish, new_state, resume
 from .sprint import EMPTY_TWIML, Env, Sprint
 from .state import ExecutionState, RouteState
 
-__all__ = ["FINAL_CALL_STATUSES", "route_webhook"]
+__all__ = ["FINAL_CALL_STATUSES", "KEEPALIVE", "route_webhook"]
 
 FINAL_CALL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
+KEEPALIVE = "keepalive"
+APPLIED_WEBHOOKS_KEPT = 16
 
 
-def _empty(event: WebhookReceived, outcome: Outcome) -> Outcome:
+def _answer(event: WebhookReceived, outcome: Outcome, twiml: str = EMPTY_TWIML, status: str = "ok") -> Outcome:
     if event.reply_id:
-        outcome.commands.append(Reply(event.reply_id, event.reply_partition, "ok", twiml=EMPTY_TWIML))
+        outcome.commands.append(Reply(event.reply_id, event.reply_partition, status, twiml=twiml))
     return outcome
 
 
-def _target(event: WebhookReceived, route: RouteState) -> str | None:
-    if event.call_sid and event.call_sid in route.calls:
-        return route.calls[event.call_sid]
-    if event.channel == "message" and route.active:
-        return route.active[0]
-    return None
+def _busy() -> str:
+    response = VoiceResponse()
+    response.reject(reason="busy")
+    return str(response)
+
+
+def _params(event: WebhookReceived) -> dict[str, Any]:
+    return event.params if isinstance(event.params, dict) else {}
+
+
+def _is_status_callback(event: WebhookReceived) -> bool:
+    return (event.channel == "voice" and not event.flow_event
+            and str(_params(event).get("CallStatus", "")) in FINAL_CALL_STATUSES)
+
+
+def _target(event: WebhookReceived, route: RouteState, flow: FlowDefinition | None) -> str | None:
+    if event.channel == "voice":
+        return route.calls.get(event.call_sid) if event.call_sid else None
+    concurrent_calls = flow is None or flow.allow_concurrent_calls
+    call_executions = set(route.calls.values()) if concurrent_calls else set()
+    candidates = [sid for sid in route.active if sid not in call_executions]
+    return candidates[0] if candidates else None
 
 
 def route_webhook(event: WebhookReceived, route: RouteState, executions: Mapping[str, ExecutionState],
                   env: Env) -> Outcome:
     outcome = Outcome(route)
-    params = event.params if isinstance(event.params, dict) else {}
-    sid = _target(event, route)
+    flow = env.flows(event.flow_sid, event.revision)
+    sid = _target(event, route, flow)
     if sid is None and event.new_execution_sid in route.recent:
-        return _empty(event, outcome)  # replay of a webhook whose execution already ended
+        return _answer(event, outcome)  # replay of a webhook whose execution already ended
     if sid is None and event.new_execution_sid in route.active:
-        sid = event.new_execution_sid
+        sid = event.new_execution_sid  # replay of the start of an execution still active
     stored = executions.get(sid) if sid else None
-
     if stored is None:
-        if event.flow_event or params.get("CallStatus", "") in FINAL_CALL_STATUSES:
-            return _empty(event, outcome)  # nothing to resume or end
-        flow = env.flows(event.flow_sid, event.revision)
-        if flow is None:
-            return _empty(event, outcome)
-        if event.channel == "voice" and route.active and not flow.allow_concurrent_calls:
-            if event.reply_id:
-                outcome.commands.append(Reply(event.reply_id, event.reply_partition, "busy", twiml=EMPTY_TWIML))
-            return outcome
-        return _start(event, route, flow, env, outcome, params)
-
+        return _start(event, route, flow, env, outcome)
     state = stored.copy()
-    flow = env.flows(state.flow_sid, state.revision)
-    if flow is None:
-        return _empty(event, outcome)
-    sprint = Sprint(state, route, flow, env)
-    if event.reply_id:
-        if state.reply_id and state.reply_id != event.reply_id:
-            # The earlier webhook gave up waiting (keep-alive redirect); this one takes over.
-            pass
-        state.reply_id, state.reply_partition = event.reply_id, event.reply_partition
-    if params.get("CallStatus", "") in FINAL_CALL_STATUSES and not event.flow_event:
-        sprint.end("call_ended")
-        return finish(sprint, outcome)
+    execution_flow = env.flows(state.flow_sid, state.revision)
+    if execution_flow is None:
+        return _answer(event, outcome)
+    sprint = Sprint(state, route, execution_flow, env)
+    if event.new_execution_sid in state.webhooks:
+        return _reanswer(event, sprint, outcome)  # a replay of a webhook already applied
+    if _is_status_callback(event):
+        return _call_over(event, sprint, execution_flow, outcome)
     wait = state.wait
-    if wait is None:
-        return finish(sprint, outcome)
-    if event.flow_event == "keepalive":
-        if wait.kind != "http" and wait.twiml:
-            sprint.twiml = wait.twiml  # answer the keep-alive with what the call should be doing
-        return finish(sprint, outcome)
-    accepted = event.flow_event in wait.events or (
-        not event.flow_event and event.channel == "message" and wait.kind == "message")
+    accepted = wait is not None and event.flow_event != KEEPALIVE and (
+        event.flow_event in wait.events
+        or (not event.flow_event and event.channel == "message" and wait.kind == "message"))
     if not accepted:
-        if wait.twiml and wait.kind != "http":
-            sprint.twiml = wait.twiml
-        return finish(sprint, outcome)
-    resume(sprint, flow, event)
+        return _reanswer(event, sprint, outcome)
+    _applied(state, event)
+    if str(_params(event).get("CallStatus", "")) in FINAL_CALL_STATUSES and state.call_sid:
+        state.call_released = True  # e.g. the <Dial>/<Record> action after the caller hung up
+    _take_reply(state, event)
+    resume(sprint, execution_flow, event)
     return finish(sprint, outcome)
 
 
-def _start(event: WebhookReceived, route: RouteState, flow: object, env: Env, outcome: Outcome,
-           params: dict[str, str]) -> Outcome:
-    from shared.flow import FlowDefinition
+def _take_reply(state: ExecutionState, event: WebhookReceived) -> None:
+    """This request now waits for the execution's next TwiML (an earlier one gave up or was answered)."""
+    if event.reply_id:
+        state.reply_id, state.reply_partition = event.reply_id, event.reply_partition
 
-    assert isinstance(flow, FlowDefinition)
+
+def _applied(state: ExecutionState, event: WebhookReceived) -> None:
+    state.webhooks.append(event.new_execution_sid)
+    del state.webhooks[:-APPLIED_WEBHOOKS_KEPT]
+
+
+def _reanswer(event: WebhookReceived, sprint: Sprint, outcome: Outcome) -> Outcome:
+    """Answer without moving the execution: a call hears where the flow is; anything else gets nothing."""
+    state = sprint.state
+    if event.channel != "voice" or not state.call_sid or state.call_released:
+        return _answer(event, outcome)
+    wait = state.wait
+    if wait is not None and wait.kind == "http":
+        _take_reply(state, event)  # answered when the HTTP widget is done and the flow reaches TwiML
+        return finish(sprint, outcome)
+    return _answer(event, outcome, wait.twiml if wait is not None and wait.twiml else EMPTY_TWIML)
+
+
+def _call_over(event: WebhookReceived, sprint: Sprint, flow: FlowDefinition, outcome: Outcome) -> Outcome:
+    state = sprint.state
+    _applied(state, event)
+    state.call_released = True
+    wait = state.wait
+    if wait is not None and "hangup" in wait.events:
+        resume(sprint, flow, dataclasses.replace(event, flow_event="hangup"))
+        wait = state.wait if state.status == "active" else None
+    if state.status == "active" and (wait is None or wait.kind == "webhook"):
+        sprint.end("call_ended")  # parked on TwiML nobody will follow any more
+    finish(sprint, outcome)
+    return _answer(event, outcome)
+
+
+def _start(event: WebhookReceived, route: RouteState, flow: FlowDefinition | None, env: Env,
+           outcome: Outcome) -> Outcome:
+    params = _params(event)
+    if event.flow_event or _is_status_callback(event) or flow is None:
+        return _answer(event, outcome)  # nothing to resume or end
     voice = event.channel == "voice"
-    contact = params.get("From", "")
-    channel_address = params.get("To", "")
+    if voice and route.active and not flow.allow_concurrent_calls:
+        return _answer(event, outcome, _busy(), status="conflict")
+    outbound = str(params.get("Direction", "inbound")).startswith("outbound")
+    contact = str(params.get("To" if outbound else "From", ""))
+    channel_address = str(params.get("From" if outbound else "To", ""))
     trigger = {"call": dict(params)} if voice else {"message": dict(params)}
+    initiated_by = event.call_sid or str(params.get("MessageSid", "") or params.get("SmsSid", ""))
     state = new_state(event.new_execution_sid, event.flow_sid, event.revision, event.route, contact,
-                      channel_address, event.call_sid or params.get("MessageSid", "") or params.get("SmsSid", ""),
-                      event.channel, trigger, {}, event.received_at)
+                      channel_address, initiated_by, event.channel, trigger, {}, event.received_at)
     state.call_sid = event.call_sid if voice else ""
-    state.reply_id, state.reply_partition = event.reply_id, event.reply_partition
+    state.webhooks.append(event.new_execution_sid)
+    _take_reply(state, event)
     route.add(state.sid, state.call_sid)
     sprint = Sprint(state, route, flow, env)
     begin(sprint, flow, "incomingCall" if voice else "incomingMessage")

@@ -14,7 +14,7 @@ from shared.flow import State
 from shared.messages import Event
 
 from ..sprint import Next, Park, Sprint
-from . import http, logic
+from . import http, logic, voice
 
 __all__ = ["ENTER", "RESUME", "Enter", "Resume"]
 
@@ -26,8 +26,18 @@ ENTER: dict[str, Enter] = {
     "split-based-on": logic.split_based_on,
     "make-http-request": http.make_http_request,
     "run-function": http.run_function,
+    "add-twiml-redirect": voice.add_twiml_redirect,
+    "say-play": voice.say_play,
+    "gather-input-on-call": voice.gather_input_on_call,
+    "connect-call-to": voice.connect_call_to,
+    "record-voicemail": voice.record_voicemail,
 }
 RESUME: dict[str, Resume] = {
     "make-http-request": http.resume,
     "run-function": http.resume,
+    "add-twiml-redirect": voice.resume_redirect,
+    "say-play": voice.resume_say_play,
+    "gather-input-on-call": voice.resume_gather,
+    "connect-call-to": voice.resume_connect_call_to,
+    "record-voicemail": voice.resume_record_voicemail,
 }
