@@ -15,7 +15,10 @@ Studio's rules, and the choices made where Studio's documentation is silent:
   above) raises :class:`TemplateError` with a readable message naming the
   template; the processor turns it into Studio error 81018 for the widget and
   never crashes.
-* ``to_json`` serialises any value as JSON (Studio-specific filter).
+* ``to_json`` serialises any value as JSON (Studio-specific filter), and an
+  object output directly (``{{flow.data}}``) renders as JSON too, not as a
+  Python ``dict`` repr: real flows pass ``{{flow.data}}`` to Functions that
+  parse it. Arrays keep Liquid's rule (items concatenated).
 """
 
 from __future__ import annotations
@@ -23,14 +26,16 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from functools import lru_cache
 from itertools import islice
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TextIO
 
 import orjson
 from liquid import BoundTemplate, Environment
 from liquid.builtin.expressions import LoopExpression
+from liquid.builtin.output import Output, OutputNode
 from liquid.builtin.tags.for_tag import ForTag
 from liquid.builtin.tags.tablerow_tag import TablerowNode, TablerowTag
 from liquid.exceptions import LiquidError
+from liquid.stringify import to_liquid_string
 
 if TYPE_CHECKING:
     from liquid.ast import Node
@@ -89,6 +94,26 @@ class _CappedTablerow(TablerowTag):
         return node
 
 
+def _stringify(value: Any, autoescape: bool) -> str:
+    if isinstance(value, Mapping):
+        return _to_json(value)
+    return to_liquid_string(value, autoescape)
+
+
+class _JsonOutputNode(OutputNode):
+    """``{{ … }}`` that renders an object as JSON."""
+
+    def render_to_output(self, context: RenderContext, buffer: TextIO) -> int:
+        return buffer.write(_stringify(self.expression.evaluate(context), context.autoescape))
+
+    async def render_to_output_async(self, context: RenderContext, buffer: TextIO) -> int:
+        return buffer.write(_stringify(await self.expression.evaluate_async(context), context.autoescape))
+
+
+class _JsonOutput(Output):
+    node_class = _JsonOutputNode
+
+
 class StudioEnvironment(Environment):
     """python-liquid with Studio's limits and its ``to_json`` filter."""
 
@@ -97,6 +122,7 @@ class StudioEnvironment(Environment):
 
     def setup_tags_and_filters(self, *, extra: bool = False) -> None:
         super().setup_tags_and_filters(extra=extra)
+        self.tags["output"] = _JsonOutput(self)
         self.tags["for"] = _CappedFor(self)
         self.tags["tablerow"] = _CappedTablerow(self)
         self.filters["to_json"] = _to_json

@@ -102,3 +102,11 @@ def test_a_template_error_raises_a_readable_template_error(template: str, fragme
 def test_render_value_renders_strings_inside_lists_and_dicts() -> None:
     value = {"a": ["{{flow.variables.name}}", 3], "b": {"c": "{{flow.variables.count}}"}}
     assert render_value(value, CONTEXT) == {"a": ["Ann", 3], "b": {"c": "2"}}
+
+
+def test_an_object_output_directly_renders_as_json() -> None:
+    assert render("{{widgets.lookup.parsed.person}}", CONTEXT) == '{"name":"Bob","age":40}'
+
+
+def test_an_array_output_directly_concatenates_its_items_like_liquid() -> None:
+    assert render("{{ arr }}", {"arr": [1, "a", 2]}) == "1a2"
