@@ -95,7 +95,7 @@ class _CappedTablerow(TablerowTag):
 
 
 def _stringify(value: Any, autoescape: bool) -> str:
-    if isinstance(value, Mapping):
+    if isinstance(value, dict):  # not any Mapping: an ``Undefined`` is one and must render empty
         return _to_json(value)
     return to_liquid_string(value, autoescape)
 
