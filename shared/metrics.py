@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+
 from prometheus_client import Counter, Gauge, Histogram, Info
 
 __all__ = [
     "BUILD_INFO", "CONSUMER_LAG", "CONSUMER_LAG_SAMPLE_ERRORS", "EXECUTIONS_ENDED", "EXECUTIONS_STARTED",
     "HTTP_WORKER_DURATION", "HTTP_WORKER_REQUESTS", "INGRESS_DURATION", "INGRESS_REQUESTS", "KAFKA_PRODUCE_ERRORS",
     "PROCESSOR_EVENTS", "STEPS", "TIMERS_CANCELLED", "TIMERS_FIRED", "TIMERS_LATENESS", "TIMERS_PENDING",
-    "TIMERS_RECOVERY", "WEBHOOK_LATENCY", "widget_type_label",
+    "TIMERS_RECOVERY", "WEBHOOK_LATENCY", "watch_delivery", "widget_type_label",
 ]
+
+T = TypeVar("T")
 
 VERSION = "0.1.0"
 
@@ -36,13 +42,32 @@ TIMERS_PENDING = Gauge("switchboard_timers_pending", "Timers waiting to fire")
 TIMERS_FIRED = Counter("switchboard_timers_fired_total", "Timers fired")
 TIMERS_CANCELLED = Counter("switchboard_timers_cancelled_total", "Timers cancelled")
 TIMERS_LATENESS = Histogram("switchboard_timer_lateness_seconds", "How late timers fired",
-                            buckets=(.01, .05, .1, .25, .5, 1, 2, 5, 10, 30, 60, 300))
+                            buckets=(.001, .005, .01, .025, .05, .1, .25, .5, 1, 2, 5, 10, 30, 60, 300, 3600))
 TIMERS_RECOVERY = Gauge("switchboard_timer_recovery_seconds", "Duration of the last timer recovery")
+TIMER_PARTITIONS = Gauge("switchboard_timer_partitions", "Timer partitions this scheduler owns", ["state"])
+TIMER_RECORDS_INVALID = Counter("switchboard_timer_records_invalid_total", "Timers records that are not ScheduleTimer")
 
 KAFKA_PRODUCE_ERRORS = Counter("switchboard_kafka_produce_errors_total", "Failed Kafka produce calls", ["topic"])
 # Every topic's series exists from the start at 0, so rate() and the error-ratio alert see "no errors", not "no data".
 for _topic in ("events", "http-requests", "timers", "replies", "history", "flows"):
     KAFKA_PRODUCE_ERRORS.labels(_topic)
+
+
+
+def watch_delivery(topic: str, delivery: Awaitable[T]) -> Awaitable[T]:
+    """Count ``delivery`` (the future an aiokafka/faust ``send`` returns) in KAFKA_PRODUCE_ERRORS if it fails.
+
+    ``topic`` is the short name ("events"). Returns ``delivery`` so a call site stays one expression.
+    """
+
+    def done(future: asyncio.Future[Any]) -> None:
+        if not future.cancelled() and future.exception() is not None:
+            KAFKA_PRODUCE_ERRORS.labels(topic).inc()
+
+    if isinstance(delivery, asyncio.Future):
+        delivery.add_done_callback(done)
+    return delivery
+
 
 #: Records a consumer group has not processed yet (end offset - committed offset, summed over the topic's
 #: partitions). Every aiohttp service samples every engine group (shared/lag.py), so the value is there even

@@ -14,6 +14,7 @@ from shared.clock import Clock, SystemClock
 from shared.flow_catalog import FlowCatalog, follow_flows
 from shared.health import add_health_routes
 from shared.kafka import make_producer, make_reader, read_all_partitions
+from shared.lag import LagMonitor
 from shared.settings import Settings
 
 from . import routes_executions, routes_flows, routes_revisions, webhook
@@ -94,7 +95,8 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
         tasks = [asyncio.create_task(replies.run()), asyncio.create_task(follow_flows(readers[1], catalog)),
                  asyncio.create_task(follow_history(readers[2], history)),
                  asyncio.create_task(run_janitor(history, lambda key: deps.publish("history", key, None),
-                                                 settings.ingress_instance))]
+                                                 settings.ingress_instance)),
+                 asyncio.create_task(LagMonitor(settings).run())]
         try:
             await asyncio.wait_for(asyncio.gather(catalog.ready.wait(), history.ready.wait()), 60)
         except TimeoutError:

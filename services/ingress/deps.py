@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
+from shared import metrics
 from shared.clock import Clock
 from shared.flow_catalog import FlowCatalog
 from shared.messages import Message, encode
@@ -33,7 +34,11 @@ class Deps:
     async def publish(self, topic: str, key: str, message: Message | None) -> None:
         """Publish and wait for the broker's acknowledgement (the caller answers only after that)."""
         value = encode(message) if message is not None else None
-        await self.producer.send_and_wait(self.settings.topic(topic), value, key=key.encode())
+        try:
+            await self.producer.send_and_wait(self.settings.topic(topic), value, key=key.encode())
+        except Exception:
+            metrics.KAFKA_PRODUCE_ERRORS.labels(topic).inc()
+            raise
 
 
 DEPS: web.AppKey[Deps] = web.AppKey("deps", Deps)

@@ -94,7 +94,9 @@ def create_app(settings: Settings, clock: Clock | None = None, worker_id: str = 
             await reader.stop()
 
     async def publish(outcome_commands: list[Any], records: list[ExecutionRecord | StepRecord]) -> None:
-        send = app.producer.send
+        async def send(topic: str, key: bytes, value: bytes | None, partition: int | None, *rest: Any) -> Any:
+            delivery = await app.producer.send(topic, key, value, partition, *rest)
+            return metrics.watch_delivery(topic.removeprefix(settings.topic_prefix), delivery)  # delivery errors
 
         for command in outcome_commands:
             if isinstance(command, HttpRequest):

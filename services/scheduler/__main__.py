@@ -9,6 +9,7 @@ from aiohttp import web
 
 from shared import metrics
 from shared.health import add_health_routes
+from shared.lag import LagMonitor
 from shared.logs import configure_logging
 from shared.runner import serve
 from shared.settings import Settings
@@ -23,7 +24,7 @@ async def amain(settings: Settings) -> None:
     add_health_routes(app, lambda: scheduler.ready)
 
     async def run() -> None:
-        await asyncio.gather(scheduler.consume(), scheduler.fire_loop())
+        await asyncio.gather(scheduler.consume(), scheduler.fire_loop(), LagMonitor(settings).run())
 
     await serve(app, settings.ingress_host, settings.scheduler_port, run, scheduler.stop)
 
