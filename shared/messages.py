@@ -99,7 +99,7 @@ class HttpResult:
     content_type: str
     body: str
     error: str
-    outcome: str  # 2xx|3xx|4xx|5xx|timeout|too_large|refused|connection_error|invalid|not_twilio
+    outcome: str  # 2xx|3xx|4xx|5xx|timeout|too_large|refused|connection_error|invalid (see http_worker/perform.py)
     elapsed: float
     headers: JSON = field(default_factory=dict)
 
