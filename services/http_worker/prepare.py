@@ -45,6 +45,7 @@ USER_AGENT = "Switchboard/0.1 (Studio-compatible)"
 FORM = "application/x-www-form-urlencoded"
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
+_BAD_URL_CHARACTER = re.compile(r"[\s\x00-\x1f\x7f]")
 _HOST_NAME = re.compile(r"^[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*\.?$")
 
 
@@ -68,7 +69,7 @@ class Prepared:
 
 def parse_url(text: str) -> URL:
     """An absolute http(s) URL with a valid host and port, or :class:`InvalidRequest`."""
-    if not text or any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in text):
+    if not text or _BAD_URL_CHARACTER.search(text):
         raise InvalidRequest(f"the URL {text!r} is not a valid URL")
     try:
         url = URL(text)
