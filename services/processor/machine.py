@@ -60,8 +60,8 @@ def handle(event: Event, route: RouteState, executions: Mapping[str, ExecutionSt
         return outcome  # stale: for a wait this execution has already left
     if isinstance(event, TimerFired) and event.timer_id != wait.timer_id:
         return outcome
-    if isinstance(event, HttpResult) and wait.kind != "http":
-        return outcome
+    if isinstance(event, HttpResult) and wait.data.get("request_id") != event.request_id:
+        return outcome  # only the wait that sent this request (an HTTP widget, a message send) takes its result
     resume(sprint, flow, event)
     return finish(sprint, outcome)
 

@@ -14,7 +14,7 @@ from shared.flow import State
 from shared.messages import Event
 
 from ..sprint import Next, Park, Sprint
-from . import http, logic, voice
+from . import http, logic, messaging, voice
 
 __all__ = ["ENTER", "RESUME", "Enter", "Resume"]
 
@@ -26,6 +26,8 @@ ENTER: dict[str, Enter] = {
     "split-based-on": logic.split_based_on,
     "make-http-request": http.make_http_request,
     "run-function": http.run_function,
+    "send-message": messaging.send_message,
+    "send-and-wait-for-reply": messaging.send_and_wait_for_reply,
     "add-twiml-redirect": voice.add_twiml_redirect,
     "say-play": voice.say_play,
     "gather-input-on-call": voice.gather_input_on_call,
@@ -35,6 +37,8 @@ ENTER: dict[str, Enter] = {
 RESUME: dict[str, Resume] = {
     "make-http-request": http.resume,
     "run-function": http.resume,
+    "send-message": messaging.resume_send_message,
+    "send-and-wait-for-reply": messaging.resume_send_and_wait,
     "add-twiml-redirect": voice.resume_redirect,
     "say-play": voice.resume_say_play,
     "gather-input-on-call": voice.resume_gather,
