@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from services.processor.machine import handle
 from services.processor.sprint import Env
 from services.processor.state import ExecutionState, RouteState
@@ -150,52 +148,6 @@ def test_the_expiry_timer_ends_an_active_execution():
     fired = TimerFired("t", "FNexec1", "FWflow:+15550001", "expiry", NOW, NOW)
     out = store.apply(handle(fired, store.route, store, env()))
     assert out.records[-1].end_reason == "expired"
-
-
-@pytest.mark.parametrize("runs,ended", [(10, False), (11, True)])
-def test_the_same_widget_may_run_ten_times_in_a_row_but_not_eleven(runs: int, ended: bool):
-    definition = {
-        "initial_state": "Trigger", "flags": {"allow_concurrent_calls": True},
-        "states": [
-            {"name": "Trigger", "type": "trigger", "properties": {}, "transitions": [{"event": "incomingRequest", "next": "count"}]},
-            {"name": "count", "type": "set-variables",
-             "properties": {"variables": [{"key": "n", "value": "{% if flow.variables.n %}{{flow.variables.n | plus: 1}}{% else %}1{% endif %}"}]},
-             "transitions": [{"event": "next", "next": "check"}]},
-            {"name": "check", "type": "split-based-on", "properties": {"input": "{{flow.variables.n}}"},
-             "transitions": [{"event": "noMatch", "next": "count"},
-                             {"event": "match", "conditions": [{"friendly_name": "done", "arguments": [], "type": "equal_to", "value": str(runs)}]}]},
-        ],
-    }
-    flow = parse_definition(definition)
-    store = Store()
-    event = StartExecution("FNloop", "FWflow", 1, "r", "+1", "+2", {}, NOW)
-    out = store.apply(handle(event, store.route, store, env(flow=flow)))
-    record = out.records[-1]
-    # count -> check -> count ... is not "in a row"; only a self-loop is. So both pass here:
-    assert record.status == "ended"
-    assert record.context["flow"]["variables"]["n"] == runs
-    del ended
-
-
-@pytest.mark.parametrize("runs,code", [(9, None), (10, None), (11, 81001)])
-def test_a_widget_looping_on_itself_ends_the_execution_with_81001_on_its_eleventh_run(runs: int, code: int | None):
-    definition = {
-        "initial_state": "Trigger",
-        "states": [
-            {"name": "Trigger", "type": "trigger", "properties": {}, "transitions": [{"event": "incomingRequest", "next": "loop"}]},
-            {"name": "loop", "type": "split-based-on", "properties": {"input": "x"},
-             "transitions": [{"event": "noMatch", "next": "loop"}]},
-        ],
-    }
-    flow = parse_definition(definition)
-    store = Store()
-    out = store.apply(handle(StartExecution("FNself", "FWflow", 1, "r", "+1", "+2", {}, NOW), store.route, store, env(flow=flow)))
-    record = out.records[-1]
-    assert record.end_reason == "loop_limit"
-    assert record.context["error"]["code"] == 81001
-    steps = [r for r in out.records if isinstance(r, StepRecord)]
-    assert sum(1 for s in steps if s.transitioned_from == "loop" and s.name == "noMatch") == 10
-    del runs, code
 
 
 def test_execution_state_round_trips_through_bytes():
