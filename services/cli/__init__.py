@@ -1,0 +1,1 @@
+"""``switchboard``: a command line for people — import, export and validate flows, run and inspect executions."""

@@ -1,0 +1,5 @@
+"""``python -m services.cli`` is the ``switchboard`` command."""
+
+from .main import main
+
+main()
