@@ -78,8 +78,10 @@ class HttpWorker:
     performer: Performer | None = None
     tracker: OffsetTracker[TopicPartition] = field(default_factory=OffsetTracker)
     _tasks: dict[TopicPartition, set[asyncio.Task[None]]] = field(default_factory=dict)
-    #: Bumped on every revocation: records fetched and tasks started before it belong to an old assignment.
+    #: Bumped when a revocation begins: records fetched before it are not started (they are fetched again).
     _generation: int = 0
+    #: Bumped when a partition is forgotten: a task that outlived its partition must not touch the new bookkeeping.
+    _epochs: dict[TopicPartition, int] = field(default_factory=dict)
     _started: bool = False
     _running: bool = False
     _stopping: bool = False
@@ -131,12 +133,12 @@ class HttpWorker:
 
     def _spawn(self, tp: TopicPartition, offset: int, value: bytes | None, slots: asyncio.Semaphore) -> None:
         self.tracker.started(tp, offset)
-        task = asyncio.create_task(self._one(tp, offset, value, self._generation, slots))
+        task = asyncio.create_task(self._one(tp, offset, value, self._epochs.get(tp, 0), slots))
         tasks = self._tasks.setdefault(tp, set())
         tasks.add(task)
         task.add_done_callback(tasks.discard)
 
-    async def _one(self, tp: TopicPartition, offset: int, value: bytes | None, generation: int,
+    async def _one(self, tp: TopicPartition, offset: int, value: bytes | None, epoch: int,
                    slots: asyncio.Semaphore) -> None:
         done = False  # only a request whose result is published (or a record skipped) may be committed
         try:
@@ -149,9 +151,9 @@ class HttpWorker:
                 await self._publish(result)
             done = True
         finally:
-            # A task of an older assignment must not touch the bookkeeping of the current one; a cancelled
-            # or failed one stays "in flight" so its offset is never committed past.
-            if done and generation == self._generation:
+            # A task that outlived its partition (revoked, maybe assigned again since) must not touch the
+            # current bookkeeping; a cancelled or failed one stays "in flight" so it is never committed past.
+            if done and epoch == self._epochs.get(tp, 0):
                 self.tracker.finished(tp, offset)
             slots.release()
 
@@ -195,6 +197,7 @@ class HttpWorker:
         for tp in revoked:
             self.tracker.forget(tp)
             self._tasks.pop(tp, None)
+            self._epochs[tp] = self._epochs.get(tp, 0) + 1
 
     def _running_tasks(self, partitions: set[TopicPartition]) -> set[asyncio.Task[None]]:
         running: set[asyncio.Task[None]] = set()

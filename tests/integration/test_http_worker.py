@@ -25,6 +25,7 @@ from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from devtools.cluster import Cluster
+from services.http_worker.service import HttpWorker
 from shared.kafka import make_producer, make_reader, read_all_partitions
 from shared.messages import HttpRequest, HttpResult, decode, encode
 from shared.settings import Settings
@@ -214,6 +215,38 @@ async def test_a_repeated_command_is_performed_again_with_the_same_idempotency_k
     assert all(result.ok for _, result in kafka.results[request.request_id])
 
 
+async def _performing(server: Server, path: str, request: HttpRequest) -> None:
+    for _ in range(200):
+        if any(s["idempotency_key"] == request.request_id for s in server.seen.get(path, [])):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the worker never performed the request")
+
+
+async def test_a_rebalance_lets_requests_in_flight_finish_so_the_next_owner_does_not_repeat_them(
+        kafka: Kafka, server: Server) -> None:
+    request = command(server.base + "/drain?seconds=3")
+    await kafka.send(request)
+    await _performing(server, "/drain", request)
+    joiner = HttpWorker(kafka.settings)  # a second worker joins the group: every partition is revoked
+    await joiner.start()
+    running = asyncio.create_task(joiner.run())
+    try:
+        await kafka.wait_for({request.request_id}, timeout=20)
+        probe = command(server.base + "/ok")
+        await kafka.send(probe)  # the group works after the rebalance, whoever owns the probe's partition ...
+        await kafka.wait_for({probe.request_id}, timeout=30)
+        for _ in range(10):
+            await kafka.poll()
+        # ... and the request that was in flight during the rebalance was performed exactly once.
+        assert [s["idempotency_key"] for s in server.seen["/drain"]].count(request.request_id) == 1
+        assert len(kafka.results[request.request_id]) == 1
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        await joiner.stop()
+
+
 def _ready(port: int) -> int | None:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as response:
@@ -229,12 +262,7 @@ async def test_sigterm_finishes_requests_in_flight_commits_and_exits_cleanly(
     """Runs last: it restarts the cluster's http-worker."""
     request = command(server.base + "/drain?seconds=3")
     await kafka.send(request)
-    for _ in range(200):  # wait until the worker is performing it
-        if any(s["idempotency_key"] == request.request_id for s in server.seen.get("/drain", [])):
-            break
-        await asyncio.sleep(0.05)
-    else:
-        raise AssertionError("the worker never performed the request")
+    await _performing(server, "/drain", request)
     proc = cluster.processes["http_worker"]
     os.kill(proc.pid, signal.SIGTERM)
     port = cluster.ports["http_worker"]
