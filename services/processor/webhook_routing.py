@@ -32,6 +32,9 @@ What the request does there:
   execution parked on any other TwiML widget ends (``call_ended``); one that
   is running an HTTP widget or waits for a message or timer goes on, and ends
   when it next reaches a TwiML widget.
+* A message status callback (``MessageStatus``, or ``SmsStatus`` other than
+  ``received``: a delivery report for a message the flow sent) is ignored — it
+  neither resumes a Send & Wait For Reply nor starts an execution.
 * Requests for no active execution (``FlowEvent`` or status callbacks for an
   ended execution, a replay of a start already done) get an empty ``<Response/>``.
 """
@@ -79,6 +82,12 @@ def _is_status_callback(event: WebhookReceived) -> bool:
             and str(_params(event).get("CallStatus", "")) in FINAL_CALL_STATUSES)
 
 
+def _is_message_status(event: WebhookReceived) -> bool:
+    params = _params(event)
+    status = str(params.get("SmsStatus", "received") or "received")
+    return event.channel == "message" and not event.flow_event and ("MessageStatus" in params or status != "received")
+
+
 def _target(event: WebhookReceived, route: RouteState, flow: FlowDefinition | None) -> str | None:
     if event.channel == "voice":
         return route.calls.get(event.call_sid) if event.call_sid else None
@@ -91,6 +100,8 @@ def _target(event: WebhookReceived, route: RouteState, flow: FlowDefinition | No
 def route_webhook(event: WebhookReceived, route: RouteState, executions: Mapping[str, ExecutionState],
                   env: Env) -> Outcome:
     outcome = Outcome(route)
+    if _is_message_status(event):
+        return _answer(event, outcome)
     flow = env.flows(event.flow_sid, event.revision)
     sid = _target(event, route, flow)
     if sid is None and event.new_execution_sid in route.recent:

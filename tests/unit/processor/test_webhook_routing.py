@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from shared.messages import HttpRequest, HttpResult, ScheduleTimer
 
 from .voice_helpers import (
@@ -87,6 +89,19 @@ def test_a_message_for_an_execution_that_does_not_wait_for_one_is_ignored() -> N
     store.send(message_event())
     out = store.send(message_event("again"))
     assert out.records == [] and twiml(out) == EMPTY
+
+
+@pytest.mark.parametrize("params", [{"MessageStatus": "delivered", "SmsStatus": "delivered"},
+                                    {"SmsStatus": "sent"}], ids=["message-status", "sms-status"])
+def test_a_message_status_callback_neither_resumes_nor_starts_anything(params: dict[str, str]) -> None:
+    store = Store(flow(widget("w", "send-and-wait-for-reply", {"incomingMessage": None}, body="x"),
+                       trigger={"incomingMessage": "w"}))
+    out = store.send(call_event(params, channel="message", route="FWflow:+15559990000"))
+    assert out.records == [] and twiml(out) == EMPTY and len(store) == 0
+    store.send(message_event())
+    waiting = dict(store)
+    out = store.send(call_event(params, channel="message"))
+    assert out.records == [] and twiml(out) == EMPTY and dict(store) == waiting
 
 
 def test_a_flow_event_for_an_unknown_call_is_answered_with_an_empty_response() -> None:
