@@ -58,7 +58,7 @@ __all__ = ["FINAL_CALL_STATUSES", "KEEPALIVE", "route_webhook"]
 
 FINAL_CALL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
 KEEPALIVE = "keepalive"
-APPLIED_WEBHOOKS_KEPT = 16
+APPLIED_WEBHOOKS_KEPT = 8  # a crash replays at most ~1 s of events (the commit interval)
 
 
 def _answer(event: WebhookReceived, outcome: Outcome, twiml: str = EMPTY_TWIML, status: str = "ok") -> Outcome:
