@@ -4,8 +4,11 @@ The flows are real Studio exports. Their Run Function / HTTP URLs point at
 Twilio Functions on the internet; here they are re-pointed (same path) at a
 local stub that answers what the flow expects, and TwiML Redirect URLs at a
 local TwiML app. Widgets Switchboard does not run yet end the execution with
-81002 — which is still an end: flow 21 (``record-call``) may, and the
-``send-message`` at the end of flow 09 does unless Send Message is built.
+81002 — which is still an end: flow 21 reaches ``record-call`` right after its
+first Say. The ``send-message`` at the end of flow 09 takes ``failed`` here (the
+test cluster's Twilio API base is unreachable). Flow 31 (an autodialer) is not
+here: it starts over REST, not with a call, and its first widget
+(``make-outgoing-call-v2``) is not supported.
 """
 
 from __future__ import annotations
