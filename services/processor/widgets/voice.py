@@ -82,6 +82,10 @@ Every parameter of the resuming request (except ``FlowEvent``) is stored at
     same step run (non-TwiML widgets after it run; for a voice call a later
     TwiML widget ends the execution, as after any timeout). A later
     ``FlowEvent=return`` is ignored.
+  * Messaging: the same ``<Redirect>`` answers a message webhook (Messaging
+    TwiML has the verb too), and the return works the same way. In a
+    REST-started execution no webhook waits for the TwiML, so the widget just
+    waits for its return or timer.
 
 A call-only widget (everything above except ``add-twiml-redirect``) reached by
 an execution without a live call (a message or REST execution) ends it with
