@@ -129,7 +129,9 @@ def create_app(settings: Settings, clock: Clock | None = None, worker_id: str = 
             bind(execution_sid=getattr(message, "execution_sid", ""), flow_sid=getattr(message, "flow_sid", ""))
             key = event.key
             route, executions = decode_route_record(routes.get(key))
-            env = Env(now=clock.now(), settings=settings, flows=catalog.definition)
+            tp = event.message.tp
+            env = Env(now=clock.now(), settings=settings, flows=catalog.definition, offset=event.message.offset,
+                      committed=_committed(app, tp))
             outcome = handle(message, route, executions, env)
             for sid, state in outcome.executions.items():
                 if state is None:
@@ -159,6 +161,12 @@ def create_app(settings: Settings, clock: Clock | None = None, worker_id: str = 
     app.catalog = catalog  # type: ignore[attr-defined]
     _ = asyncio
     return app
+
+
+def _committed(app: faust.App, tp: Any) -> int:
+    """The partition's committed offset as faust tracks it (events below it are never redelivered); -1 if unknown."""
+    committed = getattr(app.consumer, "_committed_offset", {}).get(tp)
+    return committed if isinstance(committed, int) else -1
 
 
 def _count(kind: str, records: list[ExecutionRecord | StepRecord]) -> None:

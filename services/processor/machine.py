@@ -16,6 +16,7 @@ from shared.flow import FlowDefinition
 from shared.ids import derived_sid
 from shared.messages import EndRequested, Event, HttpResult, Reply, StartExecution, TimerFired, WebhookReceived
 
+from .replay import is_replay, reemit, remember
 from .runner import EXPIRY_TOKEN, Outcome, begin, finish, new_state, record_dict, resume
 from .sprint import Env, Sprint
 from .state import ExecutionState, RouteState
@@ -26,7 +27,17 @@ __all__ = ["Outcome", "handle"]
 
 
 def handle(event: Event, route: RouteState, executions: Mapping[str, ExecutionState], env: Env) -> Outcome:
-    """Apply one event. ``executions`` gives read access to stored execution states by sid."""
+    """Apply one event. ``executions`` gives read access to stored execution states by sid.
+
+    An event the route has already applied (a replay after a crash, recognised by its Kafka offset)
+    changes nothing and re-emits the outputs it produced that still matter (``replay.py``).
+    """
+    if is_replay(route, env):
+        return reemit(route, executions, env)
+    return remember(_apply(event, route, executions, env), env)
+
+
+def _apply(event: Event, route: RouteState, executions: Mapping[str, ExecutionState], env: Env) -> Outcome:
     route = route.copy()
     if isinstance(event, StartExecution):
         return _start_rest(event, route, executions, env)

@@ -101,21 +101,33 @@ class RouteState:
     active: list[str] = field(default_factory=list)
     calls: dict[str, str] = field(default_factory=dict)  # CallSid -> execution sid
     recent: list[str] = field(default_factory=list)  # recently ended execution sids, newest last
+    #: Kafka offset of the last event applied to this route, and the outputs of events not yet
+    #: committed as ``[offset, [encoded message…], [execution sid…]]`` (see ``replay.py``).
+    applied: int = -1
+    outbox: list[list[Any]] = field(default_factory=list)
 
     RECENT_LIMIT = 32
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"active": self.active, "calls": self.calls, "recent": self.recent, "applied": self.applied,
+                "outbox": self.outbox}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RouteState:
+        return cls(list(d["active"]), dict(d["calls"]), list(d["recent"]), int(d.get("applied", -1)),
+                   list(d.get("outbox", [])))
+
     def to_bytes(self) -> bytes:
-        return orjson.dumps({"active": self.active, "calls": self.calls, "recent": self.recent})
+        return orjson.dumps(self.to_dict())
 
     @classmethod
     def from_bytes(cls, data: bytes | None) -> RouteState:
         if not data:
             return cls()
-        d = orjson.loads(data)
-        return cls(list(d["active"]), dict(d["calls"]), list(d["recent"]))
+        return cls.from_dict(orjson.loads(data))
 
     def copy(self) -> RouteState:
-        return RouteState(list(self.active), dict(self.calls), list(self.recent))
+        return RouteState(list(self.active), dict(self.calls), list(self.recent), self.applied, list(self.outbox))
 
     def add(self, sid: str, call_sid: str = "") -> None:
         if sid not in self.active:
@@ -142,7 +154,7 @@ def encode_route_record(route: RouteState, executions: dict[str, ExecutionState]
     Keeping them in one row means one changelog write per event instead of two.
     """
     return orjson.dumps({
-        "active": route.active, "calls": route.calls, "recent": route.recent,
+        **route.to_dict(),
         "executions": {sid: state.to_dict() for sid, state in executions.items()},
     })
 
@@ -151,5 +163,5 @@ def decode_route_record(data: bytes | None) -> tuple[RouteState, dict[str, Execu
     if not data:
         return RouteState(), {}
     d = orjson.loads(data)
-    route = RouteState(list(d["active"]), dict(d["calls"]), list(d["recent"]))
+    route = RouteState.from_dict(d)
     return route, {sid: ExecutionState.from_dict(x) for sid, x in d.get("executions", {}).items()}

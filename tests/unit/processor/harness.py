@@ -49,10 +49,12 @@ class Harness:
         self.executions: dict[str, ExecutionState] = {}
         self.outcomes: list[Outcome] = []
         self.offset = 0
+        self.committed = -1
 
     def env(self, offset: int = -1) -> Env:
         return Env(now=self.now, settings=self.settings,
-                   flows=lambda sid, rev: self.flow if sid == FLOW_SID else None, offset=offset)
+                   flows=lambda sid, rev: self.flow if sid == FLOW_SID else None, offset=offset,
+                   committed=self.committed)
 
     def send(self, event: Event, offset: int | None = None, apply: bool = True) -> Outcome:
         """Handle ``event`` at ``offset`` (default: the next offset) and store the outcome."""
