@@ -25,12 +25,13 @@ from typing import Any
 import orjson
 
 from shared.flow import FlowDefinitionError, ValidationIssue
+from shared.ids import is_sid
 from shared.messages import FlowRecord
 from shared.validation import validate_definition
 
 from .errors import ApiError
 
-__all__ = ["VALIDATION_FAILED", "definition_error", "parse_definition_text", "parse_status",
+__all__ = ["VALIDATION_FAILED", "definition_error", "parse_author_sid", "parse_definition_text", "parse_status",
            "plan_update", "validated_definition"]
 
 VALIDATION_FAILED = "Flow definition validation failed"
@@ -67,15 +68,22 @@ def parse_status(value: str) -> str:
     return value
 
 
+def parse_author_sid(value: str) -> str:
+    """``AuthorSid``: the ``US…`` sid of the user who made the change (kept on the revision, never checked)."""
+    if value and not is_sid(value, "US"):
+        raise ApiError(400, 20001, f"AuthorSid must be a US… sid, not {value!r}")
+    return value
+
+
 def plan_update(latest: FlowRecord, status: str, definition: dict[str, Any] | None, friendly_name: str | None,
-                commit_message: str | None, now: float) -> FlowRecord:
+                commit_message: str | None, now: float, author_sid: str = "") -> FlowRecord:
     """The record an update writes: a new revision, or the latest one rewritten (see the module docs)."""
     name = friendly_name or latest.friendly_name
     changed = (definition is not None and definition != latest.definition) or status != latest.status
     if not changed:
         return dataclasses.replace(latest, friendly_name=name, date_updated=now)
     return dataclasses.replace(
-        latest, revision=latest.revision + 1, friendly_name=name, status=status,
+        latest, revision=latest.revision + 1, friendly_name=name, status=status, author_sid=author_sid,
         definition=latest.definition if definition is None else definition,
         commit_message=commit_message or "", valid=True, errors=[], warnings=[],
         date_created=now, date_updated=now,

@@ -40,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import logging
+import sys
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -73,7 +74,6 @@ class _Execution:
 
 @dataclass(slots=True)
 class _Step:
-    execution_sid: str
     index: int
     date_updated: float
     raw: bytes
@@ -124,35 +124,37 @@ class HistoryStore:
         return execution_sid in self._deleted or flow_sid in self._deleted
 
     def _execution(self, record: ExecutionRecord, raw: bytes) -> None:
-        if self._is_deleted(record.sid, record.flow_sid):
-            self._pending.setdefault(record.sid, self.clock.now())
+        # Interned: the sid is shared by the dict key, the index key and the steps' owner entries.
+        sid, flow_sid, status = sys.intern(record.sid), sys.intern(record.flow_sid), sys.intern(record.status)
+        if self._is_deleted(sid, flow_sid):
+            self._pending.setdefault(sid, self.clock.now())
             return
-        current = self._executions.get(record.sid)
-        entry = _Execution(record.flow_sid, record.status, record.date_created, record.date_updated,
-                           record.step_count, raw)
+        current = self._executions.get(sid)
+        entry = _Execution(flow_sid, status, record.date_created, record.date_updated, record.step_count, raw)
         if current is not None:
-            if entry.rank() < current.rank() or (current.status == "ended" and record.status != "ended"):
+            if entry.rank() < current.rank() or (current.status == "ended" and status != "ended"):
                 return  # an older snapshot (a replay): keep the newer one
             entry.date_created = current.date_created  # the index key must not move
         else:
-            self._by_flow.setdefault(record.flow_sid, SortedList()).add((-record.date_created, record.sid))
-            self._orphans.pop(record.sid, None)
-        self._executions[record.sid] = entry
-        if record.status == "ended" and (current is None or current.status != "ended"):
-            heapq.heappush(self._expiry, (record.date_updated + self.retention, record.sid))
+            self._by_flow.setdefault(flow_sid, SortedList()).add((-record.date_created, sid))
+            self._orphans.pop(sid, None)
+        self._executions[sid] = entry
+        if status == "ended" and (current is None or current.status != "ended"):
+            heapq.heappush(self._expiry, (record.date_updated + self.retention, sid))
 
     def _step(self, record: StepRecord, raw: bytes) -> None:
         if self._is_deleted(record.execution_sid, record.flow_sid):
             self._pending.setdefault(record.sid, self.clock.now())
             return
-        steps = self._steps.setdefault(record.execution_sid, {})
+        owner = sys.intern(record.execution_sid)  # one string per execution, however many steps point at it
+        steps = self._steps.setdefault(owner, {})
         current = steps.get(record.sid)
         if current is not None and current.date_updated > record.date_updated:
             return
-        steps[record.sid] = _Step(record.execution_sid, record.index, record.date_updated, raw)
-        self._step_owner[record.sid] = record.execution_sid
-        if record.execution_sid not in self._executions:
-            self._orphans.setdefault(record.execution_sid, self.clock.now())
+        steps[record.sid] = _Step(record.index, record.date_updated, raw)
+        self._step_owner[record.sid] = owner
+        if owner not in self._executions:
+            self._orphans.setdefault(owner, self.clock.now())
 
     def _tombstone(self, sid: str) -> None:
         self._pending.pop(sid, None)

@@ -23,7 +23,7 @@ from shared.messages import EndRequested, FlowRecord, encode
 
 from .deps import DEPS, Deps
 from .errors import ApiError
-from .flow_changes import parse_status, plan_update, validated_definition
+from .flow_changes import parse_author_sid, parse_status, plan_update, validated_definition
 from .forms import form, page_request, required
 from .paging import envelope, select
 from .resources import flow_json
@@ -88,7 +88,7 @@ async def create_flow(request: web.Request) -> web.Response:
     now = deps.clock.now()
     record = FlowRecord(sid=new_sid("FW"), revision=1, friendly_name=name, status=status, definition=definition,
                         commit_message=data.get("CommitMessage", ""), valid=True, errors=[], warnings=[],
-                        date_created=now, date_updated=now)
+                        date_created=now, date_updated=now, author_sid=parse_author_sid(data.get("AuthorSid", "")))
     await write_flow(deps, record)
     return json_response(flow_json(record, deps.urls, now), 201)
 
@@ -123,7 +123,7 @@ async def update_flow(request: web.Request) -> web.Response:
     if data.get("Definition"):
         definition = validated_definition(data["Definition"], deps.settings.max_flow_definition_bytes)
     record = plan_update(latest, status, definition, data.get("FriendlyName") or None,
-                         data.get("CommitMessage"), deps.clock.now())
+                         data.get("CommitMessage"), deps.clock.now(), parse_author_sid(data.get("AuthorSid", "")))
     await write_flow(deps, record)
     return json_response(flow_json(record, deps.urls, created_at(deps, record.sid)))
 

@@ -234,9 +234,10 @@ def test_the_twilio_client_drives_the_whole_studio_v2_surface(
 
     # Update it: the Functions now point at our server → revision 2.
     updated_definition = pointed_at(original, functions.url)
+    author = "US" + "a" * 32
     flow = studio.flows(flow.sid).update(status="published", definition=updated_definition,
-                                         commit_message="functions on the test server")
-    assert flow.revision == 2 and flow.definition == updated_definition
+                                         commit_message="functions on the test server", author_sid=author)
+    assert flow.revision == 2 and flow.definition == updated_definition and flow.author_sid == author
     assert flow.commit_message == "functions on the test server"
     same = studio.flows(flow.sid).update(status="published", friendly_name="Patient appointments (renamed)")
     assert same.revision == 2 and same.friendly_name == "Patient appointments (renamed)"

@@ -11,7 +11,7 @@ import pytest
 
 from services.ingress.auth import authorized
 from services.ingress.errors import ApiError
-from services.ingress.flow_changes import plan_update, validated_definition
+from services.ingress.flow_changes import parse_author_sid, plan_update, validated_definition
 from shared.flow_catalog import FlowCatalog, flow_key
 from shared.messages import FlowRecord, encode
 from shared.settings import Settings
@@ -48,6 +48,18 @@ def test_an_update_makes_a_new_revision_only_when_definition_or_status_changes(
     assert out.test_users == ["+1555"]  # carried to every new revision
     assert out.date_updated == 20.0
     assert out.definition == (definition or DEFINITION)
+
+
+def test_a_new_revision_records_its_author_and_an_in_place_rewrite_keeps_the_old_one() -> None:
+    latest = dataclasses.replace(record(), author_sid="US" + "1" * 32)
+    assert plan_update(latest, "published", OTHER, None, None, 20.0, "US" + "2" * 32).author_sid == "US" + "2" * 32
+    assert plan_update(latest, "published", None, "renamed", None, 20.0, "US" + "2" * 32).author_sid == "US" + "1" * 32
+
+
+def test_an_author_sid_that_is_not_a_user_sid_is_a_400() -> None:
+    with pytest.raises(ApiError) as caught:
+        parse_author_sid("AC" + "1" * 32)
+    assert (caught.value.status, caught.value.code) == (400, 20001)
 
 
 def test_a_status_only_update_keeps_the_latest_definition() -> None:
