@@ -21,13 +21,26 @@ from aiohttp import web
 
 from devtools.cluster import Cluster
 from shared.settings import Settings
+from tests.integration.messages_api import MessagesApi
 
 
 @pytest.fixture(scope="session")
-def cluster() -> Iterator[Cluster]:
+def messages_api() -> Iterator[MessagesApi]:
+    """Twilio's Messages REST API played locally; the cluster sends Send Message / Send & Wait here."""
+    defaults = Settings()
+    api = MessagesApi(defaults.account_sid, defaults.auth_token)
+    api.start()
+    try:
+        yield api
+    finally:
+        api.stop()
+
+
+@pytest.fixture(scope="session")
+def cluster(messages_api: MessagesApi) -> Iterator[Cluster]:
     workdir = Path(tempfile.mkdtemp(prefix="switchboard-it-"))
     c = Cluster.local(workdir, SWITCHBOARD_VALIDATE_WEBHOOK_SIGNATURE="true",
-                      SWITCHBOARD_TWILIO_API_BASE="http://127.0.0.1:1",
+                      SWITCHBOARD_TWILIO_API_BASE=messages_api.base,
                       SWITCHBOARD_WEBHOOK_REPLY_BUDGET_SECONDS="3")
     try:
         c.start()
