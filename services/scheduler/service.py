@@ -132,8 +132,8 @@ class Scheduler:
             log.exception("preparing assigned timer partitions failed; retrying from the consume loop")
         self._assigned_once = True
         self._rebalancing = False
-        self._publish_gauges()
         log.info("timer partitions assigned", extra={"fields": {"partitions": sorted(partitions)}})
+        self._after_progress()
 
     async def _take(self, partitions: list[int]) -> None:
         """Seek the assigned partitions to where loading starts and learn where it ends."""
