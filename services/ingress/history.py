@@ -212,6 +212,10 @@ class HistoryStore:
             return None
         return _decode(entry.raw, ExecutionRecord)
 
+    def known(self, sid: str) -> bool:
+        """Whether this replica has seen the execution at all (held, expired or recently deleted)."""
+        return sid in self._executions or sid in self._deleted
+
     def execution_index(self, flow_sid: str) -> SortedList:
         """The flow's executions as sorted keys ``(-date_created, sid)``: newest first."""
         return self._by_flow.get(flow_sid) or SortedList()

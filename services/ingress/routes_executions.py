@@ -15,7 +15,7 @@ import orjson
 from aiohttp import web
 from sortedcontainers import SortedList
 
-from shared.ids import new_sid
+from shared.ids import is_sid, new_sid
 from shared.messages import EndRequested, ExecutionRecord, Reply, StartExecution, StepRecord, encode
 from shared.timefmt import parse_iso8601
 
@@ -24,7 +24,7 @@ from .errors import ApiError
 from .forms import form, page_request, required
 from .paging import envelope, select
 from .resources import execution_context_json, execution_json, step_context_json, step_json
-from .routes_flows import find_flow, json_response, tombstone_history
+from .routes_flows import CROSS_REPLICA_GRACE_SECONDS, find_flow, json_response, tombstone_history
 
 __all__ = ["route_key", "routes"]
 
@@ -69,7 +69,7 @@ async def create_execution(request: web.Request) -> web.Response:
     flow_sid = request.match_info["flow_sid"]
     data = await form(request, deps.settings.max_request_body_bytes)
     to, from_ = required(data, "To"), required(data, "From")
-    find_flow(deps, flow_sid)
+    await find_flow(deps, flow_sid)
     revision = deps.catalog.revision_for(flow_sid, to)
     if revision is None:
         raise ApiError(400, 20001, f"Flow {flow_sid} has no published revision: publish one, or add {to} "
@@ -92,8 +92,15 @@ async def create_execution(request: web.Request) -> web.Response:
     return json_response(execution_json(record, deps.urls), 201)
 
 
-def _find_execution(deps: Deps, flow_sid: str, sid: str) -> ExecutionRecord:
+async def _find_execution(deps: Deps, flow_sid: str, sid: str) -> ExecutionRecord:
+    """The execution, or 404; a sid never seen here gets the cross-replica grace (deleted/expired ones do not)."""
     record = deps.history.execution(sid)
+    if record is None and is_sid(sid, "FN") and not deps.history.known(sid):
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + CROSS_REPLICA_GRACE_SECONDS
+        while record is None and loop.time() < deadline:
+            await deps.history.changed(deadline - loop.time())
+            record = deps.history.execution(sid)
     if record is None or record.flow_sid != flow_sid:
         raise ApiError(404, 20404, f"The requested resource /Flows/{flow_sid}/Executions/{sid} was not found")
     return record
@@ -119,7 +126,7 @@ async def list_executions(request: web.Request) -> web.Response:
     """
     deps = request.app[DEPS]
     flow_sid = request.match_info["flow_sid"]
-    find_flow(deps, flow_sid)
+    await find_flow(deps, flow_sid)
     page = page_request(request, (float, str))
     status = request.query.get("Status") or request.query.get("status") or None
     if status is not None and status not in ("active", "ended"):
@@ -146,14 +153,14 @@ async def list_executions(request: web.Request) -> web.Response:
 @routes.get("/v2/Flows/{flow_sid}/Executions/{sid}")
 async def fetch_execution(request: web.Request) -> web.Response:
     deps = request.app[DEPS]
-    record = _find_execution(deps, request.match_info["flow_sid"], request.match_info["sid"])
+    record = await _find_execution(deps, request.match_info["flow_sid"], request.match_info["sid"])
     return json_response(execution_json(record, deps.urls))
 
 
 @routes.get("/v2/Flows/{flow_sid}/Executions/{sid}/Context")
 async def fetch_execution_context(request: web.Request) -> web.Response:
     deps = request.app[DEPS]
-    record = _find_execution(deps, request.match_info["flow_sid"], request.match_info["sid"])
+    record = await _find_execution(deps, request.match_info["flow_sid"], request.match_info["sid"])
     return json_response(execution_context_json(record, deps.urls))
 
 
@@ -179,7 +186,7 @@ async def _end(deps: Deps, record: ExecutionRecord) -> ExecutionRecord:
 async def update_execution(request: web.Request) -> web.Response:
     """End an active execution (``Status=ended``); ending an ended one answers it unchanged."""
     deps = request.app[DEPS]
-    record = _find_execution(deps, request.match_info["flow_sid"], request.match_info["sid"])
+    record = await _find_execution(deps, request.match_info["flow_sid"], request.match_info["sid"])
     data = await form(request, deps.settings.max_request_body_bytes)
     if required(data, "Status") != "ended":
         raise ApiError(400, 20001, f"Status must be 'ended', not {data['Status']!r}")
@@ -190,7 +197,7 @@ async def update_execution(request: web.Request) -> web.Response:
 async def delete_execution(request: web.Request) -> web.Response:
     """Delete the execution and all its steps: end it first if active, then tombstone steps and execution."""
     deps = request.app[DEPS]
-    record = _find_execution(deps, request.match_info["flow_sid"], request.match_info["sid"])
+    record = await _find_execution(deps, request.match_info["flow_sid"], request.match_info["sid"])
     await _end(deps, record)
     await tombstone_history(deps, deps.history.keys_of(record.sid))
     return web.Response(status=204)
@@ -213,7 +220,7 @@ async def _settled_steps(deps: Deps, record: ExecutionRecord) -> list[StepRecord
 async def list_steps(request: web.Request) -> web.Response:
     """Newest step first (``context`` is null in the list; fetch the Step Context for it)."""
     deps = request.app[DEPS]
-    record = _find_execution(deps, request.match_info["flow_sid"], request.match_info["sid"])
+    record = await _find_execution(deps, request.match_info["flow_sid"], request.match_info["sid"])
     page = page_request(request, (int,))
     steps = {step.index: step for step in await _settled_steps(deps, record)}
     window = select(SortedList((-index,) for index in steps), page)
@@ -222,9 +229,12 @@ async def list_steps(request: web.Request) -> web.Response:
     return json_response(envelope("steps", items, window, url, page))
 
 
-def _find_step(deps: Deps, request: web.Request) -> StepRecord:
-    record = _find_execution(deps, request.match_info["flow_sid"], request.match_info["sid"])
+async def _find_step(deps: Deps, request: web.Request) -> StepRecord:
+    record = await _find_execution(deps, request.match_info["flow_sid"], request.match_info["sid"])
     step = deps.history.step(record.sid, request.match_info["step_sid"])
+    if step is None and deps.history.known_steps(record.sid) < record.step_count:
+        await _settled_steps(deps, record)
+        step = deps.history.step(record.sid, request.match_info["step_sid"])
     if step is None:
         raise ApiError(404, 20404, f"The requested resource /Flows/{record.flow_sid}/Executions/{record.sid}"
                                    f"/Steps/{request.match_info['step_sid']} was not found")
@@ -234,10 +244,10 @@ def _find_step(deps: Deps, request: web.Request) -> StepRecord:
 @routes.get("/v2/Flows/{flow_sid}/Executions/{sid}/Steps/{step_sid}")
 async def fetch_step(request: web.Request) -> web.Response:
     deps = request.app[DEPS]
-    return json_response(step_json(_find_step(deps, request), deps.urls))
+    return json_response(step_json(await _find_step(deps, request), deps.urls))
 
 
 @routes.get("/v2/Flows/{flow_sid}/Executions/{sid}/Steps/{step_sid}/Context")
 async def fetch_step_context(request: web.Request) -> web.Response:
     deps = request.app[DEPS]
-    return json_response(step_context_json(_find_step(deps, request), deps.urls))
+    return json_response(step_context_json(await _find_step(deps, request), deps.urls))

@@ -18,7 +18,7 @@ from aiohttp import web
 from sortedcontainers import SortedList
 
 from shared.flow_catalog import flow_key
-from shared.ids import new_sid
+from shared.ids import is_sid, new_sid
 from shared.messages import EndRequested, FlowRecord, encode
 
 from .deps import DEPS, Deps
@@ -28,7 +28,7 @@ from .forms import form, page_request, required
 from .paging import envelope, select
 from .resources import flow_json
 
-__all__ = ["created_at", "find_flow", "json_response", "routes", "tombstone_history", "write_flow"]
+__all__ = ["CROSS_REPLICA_GRACE_SECONDS", "created_at", "find_flow", "json_response", "routes", "tombstone_history", "write_flow"]
 
 routes = web.RouteTableDef()
 
@@ -37,9 +37,17 @@ def json_response(body: Any, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
 
 
-def find_flow(deps: Deps, sid: str) -> FlowRecord:
-    """The flow's latest revision, or Twilio's 404."""
+#: A sid this replica has never seen may have been created a moment ago through another ingress replica (the
+#: topics reach every replica within tens of milliseconds): wait up to this long for it before answering 404.
+CROSS_REPLICA_GRACE_SECONDS = 1.0
+
+
+async def find_flow(deps: Deps, sid: str) -> FlowRecord:
+    """The flow's latest revision, or Twilio's 404 (after the cross-replica grace for a well-formed sid)."""
     record = deps.catalog.latest(sid)
+    if record is None and is_sid(sid, "FW"):
+        await deps.catalog.wait_for(sid, 1, CROSS_REPLICA_GRACE_SECONDS)
+        record = deps.catalog.latest(sid)
     if record is None:
         raise ApiError(404, 20404, f"The requested resource /Flows/{sid} was not found")
     return record
@@ -108,7 +116,7 @@ async def list_flows(request: web.Request) -> web.Response:
 @routes.get("/v2/Flows/{sid}")
 async def fetch_flow(request: web.Request) -> web.Response:
     deps = request.app[DEPS]
-    record = find_flow(deps, request.match_info["sid"])
+    record = await find_flow(deps, request.match_info["sid"])
     return json_response(flow_json(record, deps.urls, created_at(deps, record.sid)))
 
 
@@ -116,7 +124,7 @@ async def fetch_flow(request: web.Request) -> web.Response:
 async def update_flow(request: web.Request) -> web.Response:
     """``Status`` required; ``Definition`` replaces the whole definition. See ``flow_changes`` for revisions."""
     deps = request.app[DEPS]
-    latest = find_flow(deps, request.match_info["sid"])
+    latest = await find_flow(deps, request.match_info["sid"])
     data = await form(request, deps.settings.max_request_body_bytes)
     status = parse_status(required(data, "Status"))
     definition = None
@@ -140,7 +148,7 @@ async def delete_flow(request: web.Request) -> web.Response:
     """
     deps = request.app[DEPS]
     sid = request.match_info["sid"]
-    find_flow(deps, sid)
+    await find_flow(deps, sid)
     for revision in deps.catalog.revisions(sid):
         key = flow_key(sid, revision.revision)
         await deps.publish("flows", key.decode(), None)

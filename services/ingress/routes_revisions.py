@@ -26,7 +26,7 @@ async def list_revisions(request: web.Request) -> web.Response:
     """Newest revision first; ``definition``/``valid``/``errors`` are null in the list (fetch one for them)."""
     deps = request.app[DEPS]
     sid = request.match_info["sid"]
-    find_flow(deps, sid)
+    await find_flow(deps, sid)
     page = page_request(request, (int,))
     revisions = {r.revision: r for r in deps.catalog.revisions(sid)}
     window = select(SortedList((-n,) for n in revisions), page)
@@ -54,14 +54,14 @@ def resolve_revision(deps: Deps, sid: str, name: str) -> FlowRecord:
 async def fetch_revision(request: web.Request) -> web.Response:
     deps = request.app[DEPS]
     sid = request.match_info["sid"]
-    find_flow(deps, sid)
+    await find_flow(deps, sid)
     return json_response(revision_json(resolve_revision(deps, sid, request.match_info["revision"]), deps.urls))
 
 
 @routes.get("/v2/Flows/{sid}/TestUsers")
 async def fetch_test_users(request: web.Request) -> web.Response:
     deps = request.app[DEPS]
-    sid = find_flow(deps, request.match_info["sid"]).sid
+    sid = (await find_flow(deps, request.match_info["sid"])).sid
     return json_response(test_users_json(sid, deps.catalog.test_users(sid), deps.urls))
 
 
@@ -74,7 +74,7 @@ async def update_test_users(request: web.Request) -> web.Response:
     catalog see it with no extra topic or key.
     """
     deps = request.app[DEPS]
-    latest = find_flow(deps, request.match_info["sid"])
+    latest = await find_flow(deps, request.match_info["sid"])
     values = await form_values(request, deps.settings.max_request_body_bytes, "TestUsers")
     if not values:
         raise ApiError(400, 20001, "Missing required parameter TestUsers in the post body")
