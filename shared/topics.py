@@ -116,6 +116,11 @@ def create_topics(settings: Settings) -> list[str]:
                 continue
             configs = {"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0.1",
                        "segment.ms": "3600000"} if spec.compacted else {"retention.ms": str(7 * 24 * 3600 * 1000)}
+            if spec is TIMERS:
+                # A scheduler rebuilds its timers by reading the whole partition, tombstones included: keep
+                # fired/cancelled tombstones 10 minutes (not Kafka's 24 h) and roll segments every 10 minutes so
+                # recovery reads live timers, not a day of churn. Safe while loading takes far less than 10 min.
+                configs |= {"delete.retention.ms": "600000", "segment.ms": "600000"}
             wanted.append(NewTopic(name, spec.partitions(settings), settings.replication_factor, topic_configs=configs))
         for name in changelog_topics(settings):
             if name not in existing:
