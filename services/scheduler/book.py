@@ -34,7 +34,8 @@ Rules it enforces (each pinned by a unit test):
   whole partition — the index is a pure function of the log prefix applied,
   and Kafka only appends. That is safe while no tombstone after that offset
   can have been compacted away, i.e. for less than the topic's
-  ``delete.retention.ms``; ``reuse_seconds`` bounds it well below.
+  ``delete.retention.ms`` (10 minutes, ``shared/topics.py``);
+  ``reuse_seconds`` (2 minutes) bounds it well below.
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ class Claim:
 class TimerBook:
     """Everything the scheduler decides, driven by the Kafka shell. See the module docstring."""
 
-    def __init__(self, reuse_seconds: float = 600.0) -> None:
+    def __init__(self, reuse_seconds: float = 120.0) -> None:
         self.partitions: dict[int, PartitionState] = {}
         self.inflight: dict[bytes, Claim] = {}
         self.reuse_seconds = reuse_seconds
