@@ -90,6 +90,7 @@ class HistoryStore:
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     _executions: dict[str, _Execution] = field(default_factory=dict)
     _by_flow: dict[str, SortedList] = field(default_factory=dict)
+    _active_by_flow: dict[str, SortedList] = field(default_factory=dict)  # the active subset: Status=active lists
     _steps: dict[str, dict[str, _Step]] = field(default_factory=dict)  # execution sid -> step sid -> step
     _step_owner: dict[str, str] = field(default_factory=dict)
     _expiry: list[tuple[float, str]] = field(default_factory=list)  # heap of (forget at, execution sid)
@@ -138,6 +139,11 @@ class HistoryStore:
         else:
             self._by_flow.setdefault(flow_sid, SortedList()).add((-record.date_created, sid))
             self._orphans.pop(sid, None)
+        key = (-entry.date_created, sid)
+        if status == "active" and current is None:
+            self._active_by_flow.setdefault(flow_sid, SortedList()).add(key)
+        elif status != "active" and current is not None and current.status == "active":
+            _discard(self._active_by_flow, flow_sid, key)
         self._executions[sid] = entry
         if status == "ended" and (current is None or current.status != "ended"):
             heapq.heappush(self._expiry, (record.date_updated + self.retention, sid))
@@ -162,11 +168,8 @@ class HistoryStore:
         if entry is not None or sid.startswith("FN"):
             self._mark_deleted(sid)
         if entry is not None:
-            index = self._by_flow.get(entry.flow_sid)
-            if index is not None:
-                index.discard((-entry.date_created, sid))
-                if not index:
-                    self._by_flow.pop(entry.flow_sid, None)
+            _discard(self._by_flow, entry.flow_sid, (-entry.date_created, sid))
+            _discard(self._active_by_flow, entry.flow_sid, (-entry.date_created, sid))
             self._drop_steps(sid)
             return
         owner = self._step_owner.pop(sid, None)
@@ -216,9 +219,9 @@ class HistoryStore:
         """Whether this replica has seen the execution at all (held, expired or recently deleted)."""
         return sid in self._executions or sid in self._deleted
 
-    def execution_index(self, flow_sid: str) -> SortedList:
-        """The flow's executions as sorted keys ``(-date_created, sid)``: newest first."""
-        return self._by_flow.get(flow_sid) or SortedList()
+    def execution_index(self, flow_sid: str, active_only: bool = False) -> SortedList:
+        """The flow's executions (or only its active ones) as sorted keys ``(-date_created, sid)``: newest first."""
+        return (self._active_by_flow if active_only else self._by_flow).get(flow_sid) or SortedList()
 
     def execution_status(self, sid: str) -> str | None:
         """The status of a visible execution (cheap: no decoding), else ``None``."""
@@ -299,6 +302,14 @@ class HistoryStore:
 
 
 T = TypeVar("T")
+
+
+def _discard(indexes: dict[str, SortedList], flow_sid: str, key: ExecutionKey) -> None:
+    index = indexes.get(flow_sid)
+    if index is not None:
+        index.discard(key)
+        if not index:
+            del indexes[flow_sid]
 
 
 def _decode(raw: bytes, kind: type[T]) -> T:

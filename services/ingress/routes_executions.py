@@ -121,8 +121,9 @@ async def list_executions(request: web.Request) -> web.Response:
     """Newest first. Filters: ``Status`` (``active``/``ended``), ``DateCreatedFrom``/``DateCreatedTo`` (inclusive).
 
     The flow's index is sorted by ``(-date_created, sid)``, so the date range is
-    two bisections and the page is read straight off the index; ``Status`` is
-    checked per key without decoding the record.
+    two bisections and the page is read straight off the index; ``Status=active``
+    reads a second index of only the active executions, and every key is
+    checked without decoding its record.
     """
     deps = request.app[DEPS]
     flow_sid = request.match_info["flow_sid"]
@@ -140,7 +141,7 @@ async def list_executions(request: web.Request) -> web.Response:
         current = history.execution_status(key[1])
         return current is not None and (status is None or current == status)
 
-    window = select(history.execution_index(flow_sid), page, accept,
+    window = select(history.execution_index(flow_sid, active_only=status == "active"), page, accept,
                     low=None if until is None else (-until, ""), high=None if since is None else (-since, "\uffff"))
     items = []
     for _, sid in window.keys:

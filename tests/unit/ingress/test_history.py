@@ -212,3 +212,16 @@ def test_memory_holds_records_as_compact_bytes_not_decoded_objects(store: Histor
     entry = store._executions["FN" + "a" * 32]
     assert isinstance(entry.raw, bytes)
     assert store.sizes() == {"executions": 1, "steps": 0, "orphans": 0, "deleted": 0, "pending": 0}
+
+
+def test_the_active_index_holds_only_active_executions(store: HistoryStore) -> None:
+    first, second = "FN" + "1" * 32, "FN" + "2" * 32
+    put(store, execution(sid=first, created=100.0))
+    put(store, execution(sid=second, created=200.0, status="ended"))
+    assert list(store.execution_index(FLOW, active_only=True)) == [(-100.0, first)]
+    put(store, execution(sid=first, created=100.0, status="ended", steps=1))
+    assert list(store.execution_index(FLOW, active_only=True)) == []
+    assert len(store.execution_index(FLOW)) == 2
+    put(store, execution(sid="FN" + "3" * 32, created=300.0))
+    drop(store, "FN" + "3" * 32)
+    assert list(store.execution_index(FLOW, active_only=True)) == []
