@@ -225,24 +225,27 @@ def run(conn: Connection, flow_ref: str, to: str, from_: str, params: tuple[str,
     if not follow:
         return
     resource = conn.studio.flows(sid).executions(execution.sid)
-    printed, interactive = 0, sys.stdout.isatty()
+    printed, waiting_shown, interactive = 0, False, sys.stdout.isatty()
     deadline = time.monotonic() + timeout
     while True:
         current = resource.fetch()  # first the status, then the steps: an ended execution's steps are complete
         steps = list(reversed(resource.steps.list(page_size=1000)))
-        if interactive and printed < len(steps):
-            click.echo("\r\033[K", nl=False)
+        done, late = current.status == "ended", time.monotonic() > deadline
+        if waiting_shown and (printed < len(steps) or done or late):
+            click.echo("\r\033[K", nl=False)  # erase the "waiting" line before real output
+            waiting_shown = False
         for number, step in enumerate(steps[printed:], start=printed + 1):
             click.echo(step_line(number, step))
         printed = len(steps)
-        if current.status == "ended":
+        if done:
             break
-        if time.monotonic() > deadline:
+        if late:
             click.echo(f"Still active after {timeout:g}s; follow it with "
                        f"`switchboard steps show {sid} {execution.sid}`")
             return
-        if interactive:
-            click.echo("\r" + click.style("… waiting", dim=True), nl=False)
+        if interactive and not waiting_shown:
+            click.echo(click.style("… waiting", dim=True), nl=False)
+            waiting_shown = True
         time.sleep(interval)
     context = current.context or {}
     error = context.get("error") if isinstance(context, dict) else None

@@ -236,3 +236,41 @@ def test_the_installed_console_script_runs(cluster: Cluster, settings: Settings)
                             capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"{FLOW_FILE}: valid"
+
+
+def test_on_a_terminal_run_shows_colour_and_a_waiting_line_it_erases(cluster: Cluster, settings: Settings) -> None:
+    import os
+    import pty
+
+    held = Person(hold=True)
+    threading.Timer(1.5, held.release.set).start()  # the HTTP step takes 1.5 s: long enough to show "waiting"
+    try:
+        flow = CliRunner().invoke(cli, ["--url", cluster.ingress_url, "--account-sid", settings.account_sid,
+                                        "--auth-token", settings.auth_token, "flows", "import",
+                                        str(FIXTURES / "skeleton_flow.json"), "--name", f"tty-{uuid.uuid4().hex[:8]}"])
+        sid = imported_sid(flow)
+        script = shutil.which("switchboard", path=str(Path(sys.executable).parent))
+        assert script is not None
+        primary, secondary = pty.openpty()
+        proc = subprocess.Popen([script, "--url", cluster.ingress_url, "--account-sid", settings.account_sid,
+                                 "--auth-token", settings.auth_token, "run", sid, "--to", contact(),
+                                 "--from", "+15550001111", "--param", f"base_url={held.url}", "--interval", "0.1"],
+                                stdout=secondary, stderr=secondary, close_fds=True)
+        os.close(secondary)
+        chunks = []
+        while True:
+            try:
+                data = os.read(primary, 4096)
+            except OSError:
+                break
+            if not data:
+                break
+            chunks.append(data)
+        assert proc.wait(timeout=60) == 0
+        os.close(primary)
+    finally:
+        held.close()
+    output = b"".join(chunks).decode()
+    assert ANSI.search(output), "colour on a terminal"
+    assert "… waiting" in output and "\r\x1b[K" in output
+    assert "Ended after 5 steps" in output
