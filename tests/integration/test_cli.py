@@ -274,3 +274,15 @@ def test_on_a_terminal_run_shows_colour_and_a_waiting_line_it_erases(cluster: Cl
     assert ANSI.search(output), "colour on a terminal"
     assert "… waiting" in output and "\r\x1b[K" in output
     assert "Ended after 5 steps" in output
+
+
+def test_flows_test_users_set_show_clear_and_flows_delete(switchboard: Any) -> None:
+    sid = imported_sid(switchboard("flows", "import", str(FLOW_FILE), "--name", f"tu-{uuid.uuid4().hex[:8]}"))
+    assert switchboard("flows", "test-users", sid).output.strip() == "No test users."
+    assert switchboard("flows", "test-users", sid, "+15550000001", "+15550000002").output.split() == [
+        "+15550000001", "+15550000002"]
+    assert switchboard("flows", "test-users", sid).output.split() == ["+15550000001", "+15550000002"]
+    assert switchboard("flows", "test-users", sid, "--clear").output.strip() == "No test users."
+    deleted = switchboard("flows", "delete", sid, "--yes")
+    assert deleted.exit_code == 0 and deleted.output.strip() == f"Deleted {sid}"
+    assert switchboard("flows", "export", sid).exit_code == 1
