@@ -88,11 +88,12 @@ class LagMonitor:
     async def sample(self) -> dict[tuple[str, str], int]:
         """One sample: (group, full topic name) -> lag; also sets the gauge."""
         admin, offsets = await self._clients()
-        await offsets.topics()  # refresh metadata so new partitions are seen
+        # Fresh metadata on every sample, so added partitions are counted (aiokafka has no public call).
+        cluster = await offsets._client.fetch_all_metadata()  # noqa: SLF001
         result: dict[tuple[str, str], int] = {}
         for gt in self.groups:
             topic = self.settings.topic(gt.topic)
-            ids = offsets.partitions_for_topic(topic)
+            ids = cluster.partitions_for_topic(topic)
             if not ids:
                 continue
             tps = [TopicPartition(topic, p) for p in sorted(ids)]
