@@ -7,8 +7,8 @@ latencies as ratios to it, because absolute times drift between runs on shared m
 from __future__ import annotations
 
 import argparse
-import os
 import asyncio
+import os
 import shutil
 import subprocess
 import sys
