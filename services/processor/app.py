@@ -40,6 +40,7 @@ from shared.messages import (
     WebhookReceived,
     decode,
     encode,
+    history_batch,
 )
 from shared.settings import Settings
 from shared.topics import processor_app_id
@@ -108,8 +109,9 @@ def create_app(settings: Settings, clock: Clock | None = None, worker_id: str = 
             elif isinstance(command, Reply):
                 partition = command.partition if command.partition >= 0 else None
                 await send(topics["replies"], command.reply_id.encode(), encode(command), partition, None, None)
-        for record in records:
-            await send(topics["history"], record.sid.encode(), encode(record), None, None, None)
+        # One message per execution and sprint, keyed by execution sid (ordered on one partition).
+        for batch in history_batch(records):
+            await send(topics["history"], batch.execution_sid.encode(), encode(batch), None, None, None)
 
     # A crashed agent must take the worker down (and be restarted), never sit there "ready" doing nothing.
     @app.agent(events, concurrency=1, supervisor_strategy=CrashingSupervisor)
@@ -143,7 +145,12 @@ def create_app(settings: Settings, clock: Clock | None = None, worker_id: str = 
             else:
                 routes[key] = encode_route_record(outcome.route, executions)
             await publish(outcome.commands, outcome.records)
-            _count(message.kind, outcome.records)
+            if outcome.replayed:
+                log.info("re-sent the outputs of an event applied before a restart", extra={"fields": {
+                    "offset": env.offset, "commands": len(outcome.commands), "records": len(outcome.records)}})
+                metrics.PROCESSOR_EVENTS.labels(message.kind, "replayed").inc()
+            else:
+                _count(message.kind, outcome.records)
 
     @app.page("/metrics")
     async def metrics_page(self: Any, request: Any) -> Any:

@@ -93,7 +93,7 @@ def _sids(outcome: Outcome) -> set[str]:
 
 def reemit(route: RouteState, executions: Mapping[str, ExecutionState], env: Env) -> Outcome:
     """The outputs of the already-applied event at ``env.offset`` that still matter; state untouched."""
-    outcome = Outcome(route.copy())
+    outcome = Outcome(route.copy(), replayed=True)
     entry = next((e for e in route.outbox if e[0] == env.offset), None)
     if entry is None:
         return outcome  # it produced nothing, or its outputs are committed

@@ -27,6 +27,7 @@ class Outcome:
     executions: dict[str, ExecutionState | None] = field(default_factory=dict)  # None = forget
     commands: list[Command] = field(default_factory=list)
     records: list[ExecutionRecord | StepRecord] = field(default_factory=list)
+    replayed: bool = False  # re-emitted outputs of an event already applied (``replay.py``), nothing new
 
 
 def new_state(sid: str, flow_sid: str, revision: int, route: str, contact: str, channel_address: str,

@@ -42,6 +42,7 @@ def test_a_replayed_start_whose_state_was_applied_resends_its_request_reply_and_
     assert [c for c in replay.commands if isinstance(c, Reply)] == [c for c in first.commands if isinstance(c, Reply)]
     assert steps_of(replay) == steps_of(first) == [("incomingRequest", "Trigger")]
     assert replay.executions == {}  # the stored state is left alone
+    assert replay.replayed and not first.replayed
 
 
 def test_a_replayed_result_resends_the_next_request_but_never_the_request_already_answered() -> None:
