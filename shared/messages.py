@@ -23,6 +23,7 @@ __all__ = [
     "ExecutionRecord",
     "FlowRecord",
     "HttpRequest",
+    "HistoryBatch",
     "HttpResult",
     "Message",
     "Reply",
@@ -33,6 +34,7 @@ __all__ = [
     "WebhookReceived",
     "decode",
     "encode",
+    "history_batch",
 ]
 
 JSON: TypeAlias = Any
@@ -232,6 +234,26 @@ class StepRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class HistoryBatch:
+    """What one sprint of one execution changed: its new steps and its snapshot, in one message.
+
+    Keyed by execution sid, so an execution's batches stay in order on one partition and a
+    sprint costs one message instead of one per step. ``execution`` and ``steps`` hold the
+    fields of ``ExecutionRecord`` / ``StepRecord`` (without ``kind``).
+    """
+
+    kind: ClassVar[str] = "history"
+    execution: JSON  # None when a batch carries steps only
+    steps: JSON = field(default_factory=list)
+
+    @property
+    def execution_sid(self) -> str:
+        if self.execution:
+            return str(self.execution["sid"])
+        return str(self.steps[0]["execution_sid"]) if self.steps else ""
+
+
+@dataclass(frozen=True, slots=True)
 class FlowRecord:
     """One revision of a flow; the flow itself is its highest revision."""
 
@@ -251,13 +273,13 @@ class FlowRecord:
     test_users: JSON = field(default_factory=list)
 
 
-Message: TypeAlias = Event | Command | ExecutionRecord | StepRecord | FlowRecord
+Message: TypeAlias = Event | Command | ExecutionRecord | StepRecord | HistoryBatch | FlowRecord
 
 _TYPES: dict[str, type[Any]] = {
     cls.kind: cls
     for cls in (
         StartExecution, WebhookReceived, HttpResult, TimerFired, EndRequested,
-        HttpRequest, ScheduleTimer, CancelTimer, Reply, ExecutionRecord, StepRecord, FlowRecord,
+        HttpRequest, ScheduleTimer, CancelTimer, Reply, ExecutionRecord, StepRecord, HistoryBatch, FlowRecord,
     )
 }
 _FIELDS: dict[type[Any], tuple[str, ...]] = {
@@ -281,3 +303,21 @@ def decode(data: bytes) -> Message:
         return cls(**payload)  # type: ignore[no-any-return]
     except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
         raise DecodeError(f"undecodable message: {exc}") from exc
+
+
+def history_batch(records: list[ExecutionRecord | StepRecord]) -> list[HistoryBatch]:
+    """Group one outcome's records into one batch per execution (steps in order, the last snapshot)."""
+    steps: dict[str, list[dict[str, Any]]] = {}
+    snapshots: dict[str, ExecutionRecord] = {}
+    for record in records:
+        if isinstance(record, StepRecord):
+            steps.setdefault(record.execution_sid, []).append(
+                {name: getattr(record, name) for name in _FIELDS[StepRecord]})
+        else:
+            snapshots[record.sid] = record
+    batches = [
+        HistoryBatch({name: getattr(snap, name) for name in _FIELDS[ExecutionRecord]}, steps.pop(sid, []))
+        for sid, snap in snapshots.items()
+    ]
+    batches.extend(HistoryBatch(None, rest) for rest in steps.values())
+    return batches

@@ -66,9 +66,9 @@ REPLIES = TopicSpec(
 )
 HISTORY = TopicSpec(
     "history",
-    True,
-    "execution sid / step sid",
-    "ExecutionRecord, StepRecord, tombstones",
+    False,
+    "execution sid (tombstones: execution or step sid)",
+    "HistoryBatch (a sprint's steps + snapshot), tombstones",
     "processor, ingress",
     "ingress",
 )
@@ -121,6 +121,11 @@ def create_topics(settings: Settings) -> list[str]:
                 # fired/cancelled tombstones 10 minutes (not Kafka's 24 h) and roll segments every 10 minutes so
                 # recovery reads live timers, not a day of churn. Safe while loading takes far less than 10 min.
                 configs |= {"delete.retention.ms": "600000", "segment.ms": "600000"}
+            if spec is HISTORY:
+                # Not compacted: an execution's batches share its key, so compaction would drop earlier
+                # steps. Time retention = the read model's retention plus a day; deletes are tombstones.
+                configs = {"retention.ms": str((settings.history_retention_seconds + 86400) * 1000),
+                           "segment.ms": "3600000"}
             wanted.append(NewTopic(name, spec.partitions(settings), settings.replication_factor, topic_configs=configs))
         for name in changelog_topics(settings):
             if name not in existing:

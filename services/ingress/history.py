@@ -1,7 +1,10 @@
-"""The read model behind the Executions and Steps API: the compacted ``history`` topic, held in memory.
+"""The read model behind the Executions and Steps API: the ``history`` topic, held in memory.
 
-The processor publishes a snapshot of each execution (key = execution sid) and
-of each step (key = step sid) as it happens. Every ingress instance reads the
+The processor publishes, per execution and sprint, one ``HistoryBatch`` (key =
+execution sid) with the steps that sprint took and the execution's snapshot;
+the ingress itself publishes tombstones (key = execution or step sid) for
+deletes and retention. Single ``ExecutionRecord``/``StepRecord`` messages are
+still understood. Every ingress instance reads the
 whole topic into this store and answers every read from it, so reads never
 touch the processor (no cost on the hot path) and work with any number of
 processor replicas.
@@ -45,11 +48,12 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+import orjson
 from aiokafka import AIOKafkaConsumer
 from sortedcontainers import SortedList
 
 from shared.clock import Clock, SystemClock
-from shared.messages import DecodeError, ExecutionRecord, StepRecord, decode
+from shared.messages import DecodeError, ExecutionRecord, HistoryBatch, StepRecord, decode
 
 __all__ = ["ExecutionKey", "HistoryStore", "follow_history", "run_janitor"]
 
@@ -114,7 +118,14 @@ class HistoryStore:
             except DecodeError:
                 log.warning("skipping an undecodable history record %r", key)
                 return
-            if isinstance(record, ExecutionRecord):
+            if isinstance(record, HistoryBatch):
+                # Steps first: the snapshot that follows counts them.
+                for step in record.steps:
+                    self._step(StepRecord(**step), orjson.dumps({**step, "kind": StepRecord.kind}))
+                if record.execution:
+                    execution = ExecutionRecord(**record.execution)
+                    self._execution(execution, orjson.dumps({**record.execution, "kind": ExecutionRecord.kind}))
+            elif isinstance(record, ExecutionRecord):
                 self._execution(record, value)
             elif isinstance(record, StepRecord):
                 self._step(record, value)

@@ -225,3 +225,28 @@ def test_the_active_index_holds_only_active_executions(store: HistoryStore) -> N
     put(store, execution(sid="FN" + "3" * 32, created=300.0))
     drop(store, "FN" + "3" * 32)
     assert list(store.execution_index(FLOW, active_only=True)) == []
+
+
+def test_a_history_batch_applies_its_steps_and_its_snapshot_in_one_message(store: HistoryStore) -> None:
+    from shared.messages import history_batch
+
+    sid = "FN" + "b" * 32
+    batch = history_batch([step(sid, 0), step(sid, 1), execution(sid, steps=2, note="batched")])
+    assert len(batch) == 1
+    store.apply(sid.encode(), encode(batch[0]))
+    record = store.execution(sid)
+    assert record is not None and record.context == {"note": "batched"} and record.step_count == 2
+    assert [s.index for s in store.steps_of(sid)] == [0, 1]
+    drop(store, sid)  # one tombstone on the execution's key forgets the execution and its steps
+    assert store.execution(sid) is None and store.steps_of(sid) == []
+
+
+def test_a_batch_of_steps_without_a_snapshot_is_kept_until_its_execution_arrives(store: HistoryStore) -> None:
+    from shared.messages import history_batch
+
+    sid = "FN" + "c" * 32
+    (batch,) = history_batch([step(sid, 0)])
+    assert batch.execution is None and batch.execution_sid == sid
+    store.apply(sid.encode(), encode(batch))
+    put(store, execution(sid, steps=1))
+    assert [s.index for s in store.steps_of(sid)] == [0]
