@@ -180,10 +180,15 @@ class TimerBook:
             removed = state.index.cancel(key) or (claim is not None and not claim.sent)
             return Applied.CANCELLED if removed else Applied.NOOP
         timer = _parse(value)
-        if timer is None:
+        if timer is None:  # the latest value of this key is not a timer: like compaction, forget the older one
+            state.index.cancel(key)
             return Applied.INVALID
         due, execution_sid, route, token = timer
-        state.index.put(key, due, execution_sid, route, token)
+        try:
+            state.index.put(key, due, execution_sid, route, token)
+        except ValueError:  # a field longer than the index stores
+            state.index.cancel(key)
+            return Applied.INVALID
         return Applied.SCHEDULED
 
     # -- firing ----------------------------------------------------------------------------------

@@ -4,24 +4,31 @@ Pure data structure; the scheduler feeds it what it reads from the ``timers``
 topic and asks what is due.
 
 Memory is the design constraint (1,000,000 pending timers must fit in well under
-512 MB for the whole process), so a pending timer is stored as exactly two
-Python objects:
+512 MB for the whole process), so a pending timer costs two small Python objects
+and two pointers:
 
-* the dict key: the timer id, "squeezed" (a Twilio-style sid — two capitals and
-  32 lowercase hex digits — is stored as 1 + 2 + 16 raw bytes instead of 34);
+* the dict key is an int, the timer id's hash cut to 60 bits (a 32-byte int
+  object instead of a 50-70-byte ``bytes``). Collisions are handled, not
+  ignored: every record carries its full timer id, a lookup compares it, and
+  the rare second timer whose hash is taken lives in a small ``_spill`` dict
+  keyed by the full id;
 * one ``bytes`` record holding only what ``TimerFired`` needs: the due time as
   8 big-endian IEEE-754 bytes (so records *sort by due time* as plain bytes),
-  then the squeezed timer id, execution sid and route and the token.
+  then the timer id and execution sid "squeezed" (a Twilio-style sid — two
+  capitals and 32 lowercase hex digits — becomes 1 + 2 + 16 raw bytes), the
+  route with its flow sid interned (2 bytes; a partition sees few flows) and
+  the token. A typical record is ~70 bytes, a 112-byte allocation.
 
 The heap holds the very same record objects as the dict (8 bytes a slot, no
 ``(due, key)`` tuple and no float object per timer), ordered by plain ``bytes``
 comparison, which is memcmp in C. Cancelling or replacing a timer only removes
-it from the dict; its stale heap entry is recognised by identity
-(``records[key] is entry``) and skipped when it reaches the top, and the heap
-is rebuilt once stale entries outnumber live ones, so memory stays bounded
-under heavy cancel churn (every execution's 30-day expiry timer is cancelled
-when the execution ends). Measured: see ``bench/scheduler_bench.py`` and the
-README's performance section (about 200 bytes per pending timer).
+it from the dict; its stale heap entry is recognised by identity (the record
+found for its timer id ``is`` the entry) and skipped when it reaches the top,
+and the heap is rebuilt once stale entries outnumber live ones, so memory stays
+bounded under heavy cancel churn (every execution's 30-day expiry timer is
+cancelled when the execution ends). Measured: about 190 bytes per pending timer
+for the index, see ``bench/scheduler_bench.py`` and the README's performance
+section.
 """
 
 from __future__ import annotations
@@ -35,8 +42,10 @@ from dataclasses import dataclass
 __all__ = ["Timer", "TimerIndex", "squeeze", "unsqueeze"]
 
 # due (8 bytes, big-endian double: sorts like the number for due >= 0), then the lengths of the squeezed
-# timer id, execution sid and route; the token is the rest of the record.
-_HEAD = struct.Struct(">dHHH")
+# timer id and execution sid, the route's interned flow sid (0 = none) and the length of the rest of the
+# route; then those fields; the token is the rest of the record.
+_HEAD = struct.Struct(">dHHHH")
+_HASH_MASK = (1 << 60) - 1  # ints below 2**60 are 32-byte objects
 _DUE = struct.Struct(">d")
 _SID_LEN = 34
 _PLAIN = b"\x00"
@@ -75,25 +84,8 @@ class Timer:
     due_at: float
 
 
-def _pack(key: bytes, due: float, execution_sid: str, route: str, token: str) -> bytes:
-    sid = squeeze(execution_sid.encode())
-    rte = squeeze(route.encode())
-    tok = token.encode()
-    if len(key) > _MAX_FIELD or len(sid) > _MAX_FIELD or len(rte) > _MAX_FIELD:
-        raise ValueError("timer field longer than 65535 bytes")
-    return _HEAD.pack(max(due, 0.0), len(key), len(sid), len(rte)) + key + sid + rte + tok
-
-
-def _unpack(record: bytes) -> Timer:
-    due, key_len, sid_len, route_len = _HEAD.unpack_from(record)
-    at = _HEAD.size
-    key = record[at:at + key_len]
-    at += key_len
-    sid = record[at:at + sid_len]
-    at += sid_len
-    route = record[at:at + route_len]
-    token = record[at + route_len:]
-    return Timer(unsqueeze(key).decode(), unsqueeze(sid).decode(), unsqueeze(route).decode(), token.decode(), due)
+def _is_sid(text: bytes) -> bool:
+    return len(text) >= _SID_LEN and squeeze(text[:_SID_LEN])[:1] == _SID
 
 
 def _key_of(record: bytes) -> bytes:
@@ -114,22 +106,26 @@ class TimerIndex:
     to the heap and the heap is ordered once, when ``bulk`` is switched off.
     """
 
-    __slots__ = ("_heap", "_records", "_sorted", "_stale")
+    __slots__ = ("_flow_ids", "_flows", "_heap", "_records", "_sorted", "_spill", "_stale")
 
     def __init__(self) -> None:
-        self._records: dict[bytes, bytes] = {}
+        self._records: dict[int, bytes] = {}  # hash of the squeezed timer id -> record
+        self._spill: dict[bytes, bytes] = {}  # squeezed timer id -> record, when its hash was taken
         self._heap: list[bytes] = []
-        self._stale = 0  # heap entries no longer in ``_records``
+        self._stale = 0  # heap entries no longer live
         self._sorted = True
+        self._flows: list[bytes] = []  # interned route prefixes (flow sids); id = position + 1
+        self._flow_ids: dict[bytes, int] = {}
 
     def __len__(self) -> int:
-        return len(self._records)
+        return len(self._records) + len(self._spill)
 
     def __contains__(self, timer_id: object) -> bool:
-        return isinstance(timer_id, bytes) and squeeze(timer_id) in self._records
+        return isinstance(timer_id, bytes) and self._find(squeeze(timer_id)) is not None
 
     def __iter__(self) -> Iterator[Timer]:
-        return (_unpack(record) for record in self._records.values())
+        for record in (*self._records.values(), *self._spill.values()):
+            yield self._unpack(record)
 
     @property
     def bulk(self) -> bool:
@@ -143,24 +139,42 @@ class TimerIndex:
             self._rebuild()
 
     def get(self, timer_id: bytes) -> Timer | None:
-        record = self._records.get(squeeze(timer_id))
-        return None if record is None else _unpack(record)
+        record = self._find(squeeze(timer_id))
+        return None if record is None else self._unpack(record)
 
     def put(self, timer_id: bytes, due: float, execution_sid: str, route: str, token: str) -> None:
+        """Add or replace a timer. Raises ``ValueError`` for a field longer than 65,535 bytes."""
         key = squeeze(timer_id)
-        record = _pack(key, due, execution_sid, route, token)
-        if self._records.get(key) is not None:
+        record = self._pack(key, due, execution_sid, route, token)
+        slot = hash(key) & _HASH_MASK
+        current = self._records.get(slot)
+        if current is None:
+            self._records[slot] = record
+            if key in self._spill:  # an older value parked in the spill while this slot was taken
+                del self._spill[key]
+                self._stale += 1
+        elif _key_of(current) == key:
+            self._records[slot] = record
             self._stale += 1
-        self._records[key] = record
+        else:  # another timer id with the same 60-bit hash
+            if key in self._spill:
+                self._stale += 1
+            self._spill[key] = record
         if self._sorted:
             heapq.heappush(self._heap, record)
         else:
             self._heap.append(record)
-        self._maybe_rebuild()
+        if self._stale > 1024:
+            self._maybe_rebuild()
 
     def cancel(self, timer_id: bytes) -> bool:
         """Forget a timer; true if it was pending."""
-        if self._records.pop(squeeze(timer_id), None) is None:
+        key = squeeze(timer_id)
+        slot = hash(key) & _HASH_MASK
+        current = self._records.get(slot)
+        if current is not None and _key_of(current) == key:
+            del self._records[slot]
+        elif self._spill.pop(key, None) is None:
             return False
         self._stale += 1
         self._maybe_rebuild()
@@ -169,10 +183,10 @@ class TimerIndex:
     def next_due(self) -> float | None:
         if not self._sorted:
             self._rebuild()
-        heap, records = self._heap, self._records
+        heap = self._heap
         while heap:
             top = heap[0]
-            if records.get(_key_of(top)) is top:
+            if self._find(_key_of(top)) is top:
                 return _due_of(top)
             heapq.heappop(heap)
             self._stale -= 1
@@ -191,19 +205,59 @@ class TimerIndex:
                 break
             heapq.heappop(heap)
             key = _key_of(top)
-            if records.get(key) is not top:
+            slot = hash(key) & _HASH_MASK
+            if records.get(slot) is top:
+                del records[slot]
+            elif self._spill.get(key) is top:
+                del self._spill[key]
+            else:
                 self._stale -= 1
                 continue
-            del records[key]
-            out.append(_unpack(top))
+            out.append(self._unpack(top))
         return out
 
+    # -- records ---------------------------------------------------------------------------------
+
+    def _find(self, key: bytes) -> bytes | None:
+        record = self._records.get(hash(key) & _HASH_MASK)
+        if record is not None and _key_of(record) == key:
+            return record
+        return self._spill.get(key)
+
+    def _pack(self, key: bytes, due: float, execution_sid: str, route: str, token: str) -> bytes:
+        sid = squeeze(execution_sid.encode())
+        rte = route.encode()
+        prefix = rte[:_SID_LEN]
+        flow = self._flow_ids.get(prefix, 0)
+        if not flow and _is_sid(rte):
+            self._flows.append(prefix)
+            flow = self._flow_ids[prefix] = len(self._flows)
+        if flow:
+            rte = rte[_SID_LEN:]
+        if max(len(key), len(sid), len(rte), flow) > _MAX_FIELD:
+            raise ValueError("timer field longer than 65535 bytes")
+        return b"".join((_HEAD.pack(max(due, 0.0), len(key), len(sid), flow, len(rte)), key, sid, rte,
+                         token.encode()))
+
+    def _unpack(self, record: bytes) -> Timer:
+        due, key_len, sid_len, flow, route_len = _HEAD.unpack_from(record)
+        at = _HEAD.size
+        key = record[at:at + key_len]
+        at += key_len
+        sid = record[at:at + sid_len]
+        at += sid_len
+        route = record[at:at + route_len]
+        if flow:
+            route = self._flows[flow - 1] + route
+        token = record[at + route_len:]
+        return Timer(unsqueeze(key).decode(), unsqueeze(sid).decode(), route.decode(), token.decode(), due)
+
     def _maybe_rebuild(self) -> None:
-        if self._stale > len(self._records) + 1024:
+        if self._stale > len(self) + 1024:
             self._rebuild(order=self._sorted)
 
     def _rebuild(self, order: bool = True) -> None:
-        self._heap = list(self._records.values())
+        self._heap = [*self._records.values(), *self._spill.values()]
         if order:
             heapq.heapify(self._heap)
         self._stale = 0

@@ -94,6 +94,14 @@ def test_a_record_that_is_not_a_schedule_timer_is_counted_invalid_and_changes_no
     assert book.partitions[0].next_offset == 1
 
 
+def test_a_timer_too_big_to_store_is_invalid_and_forgets_the_older_value() -> None:
+    book = live_book(0)
+    book.apply(0, 0, b"TMa", value("TMa", NOW + 1))
+    huge = encode(ScheduleTimer("TMa", SID, "r" * 70000, "5", NOW + 1))
+    assert book.apply(0, 1, b"TMa", huge) == Applied.INVALID
+    assert book.pending() == 0
+
+
 def test_records_of_a_partition_not_owned_are_skipped() -> None:
     book = live_book(0)
     assert book.apply(1, 0, b"TMa", value("TMa", NOW)) == Applied.SKIPPED

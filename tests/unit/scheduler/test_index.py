@@ -134,3 +134,46 @@ def test_membership_and_get_use_the_kafka_key() -> None:
     assert key.encode() in index
     assert index.get(key.encode()) == Timer(key, SID, ROUTE, "3", NOW)
     assert index.get(b"TMother") is None
+
+
+@pytest.fixture
+def every_hash_collides(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cut the index's hash to 0 bits: every timer id after the first lands in the collision spill."""
+    monkeypatch.setattr("services.scheduler.index._HASH_MASK", 0)
+
+
+def test_colliding_hashes_keep_every_timer_apart(every_hash_collides: None) -> None:
+    index = TimerIndex()
+    for i in range(6):
+        put(index, f"TM{i}", NOW + 6 - i)
+    assert len(index) == 6 and b"TM3" in index and index.get(b"TM3") == Timer("TM3", SID, ROUTE, "3", NOW + 3)
+    assert index.cancel(b"TM0") is True  # the one in the dict proper
+    assert index.cancel(b"TM4") is True  # one in the spill
+    put(index, "TM1", NOW + 100)  # replaced while in the spill
+    put(index, "TM9", NOW + 0.5)  # takes the freed slot
+    assert [t.timer_id for t in index.pop_due(NOW + 10)] == ["TM9", "TM5", "TM3", "TM2"]
+    assert [t.timer_id for t in index.pop_due(NOW + 100)] == ["TM1"]
+    assert len(index) == 0 and index.next_due() is None
+
+
+def test_a_timer_replaced_after_its_colliding_neighbour_left_is_not_counted_twice(every_hash_collides: None) -> None:
+    index = TimerIndex()
+    put(index, "TMa", NOW + 1)
+    put(index, "TMb", NOW + 2)  # spilled
+    index.cancel(b"TMa")
+    put(index, "TMb", NOW + 3)  # now in the dict proper; the spilled copy must go
+    assert len(index) == 1
+    assert index.pop_due(NOW + 10) == [Timer("TMb", SID, ROUTE, "3", NOW + 3)]
+
+
+def test_routes_without_a_flow_sid_are_stored_verbatim() -> None:
+    index = TimerIndex()
+    index.put(b"TMa", NOW, SID, "plain-route:+1555", "1")
+    index.put(b"TMb", NOW, "not-a-sid", ROUTE, "1")
+    assert {(t.route, t.execution_sid) for t in index.pop_due(NOW)} == {("plain-route:+1555", SID),
+                                                                        (ROUTE, "not-a-sid")}
+
+
+def test_a_field_longer_than_65535_bytes_is_refused() -> None:
+    with pytest.raises(ValueError):
+        TimerIndex().put(b"TMa", NOW, SID, "x" * 70000, "1")
