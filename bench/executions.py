@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench.common import summarize
 from bench.load import open_loop
-from shared.messages import ExecutionRecord, decode
+from shared.messages import ExecutionRecord, HistoryBatch, decode
 
 __all__ = ["run_executions"]
 
@@ -42,9 +42,11 @@ async def _follow_ended(bootstrap: str, topic: str, ended: dict[str, float], sto
             now = time.perf_counter()
             for records in batches.values():
                 for record in records:
-                    if record.value and b'"kind":"execution"' in record.value and b'"status":"ended"' in record.value:
+                    if record.value and b'"status":"ended"' in record.value:
                         message = decode(record.value)
-                        if isinstance(message, ExecutionRecord):
+                        if isinstance(message, HistoryBatch) and message.execution:
+                            ended.setdefault(message.execution_sid, now)
+                        elif isinstance(message, ExecutionRecord):
                             ended.setdefault(message.sid, now)
     finally:
         await consumer.stop()
