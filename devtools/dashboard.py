@@ -96,11 +96,13 @@ ROWS: list[tuple[str, list[Panel]]] = [
     ]),
     ("Timers", [
         Panel("Timers pending", "How many timers (timeouts, expiries) wait to fire?",
-              [("sum(switchboard_timers_pending)", "pending")], "short"),
+              [("sum(switchboard_timers_pending)", "pending")], "short", width=6),
         Panel("Timers fired /s", "How many timers fire?",
-              [("sum(rate(switchboard_timers_fired_total[" + R + "]))", "fired")], "ops"),
+              [("sum(rate(switchboard_timers_fired_total[" + R + "]))", "fired")], "ops", width=6),
         Panel("Timer lateness p99", "Do timers fire on time?",
-              [(_quantile(0.99, "switchboard_timer_lateness_seconds"), "p99")], "s"),
+              [(_quantile(0.99, "switchboard_timer_lateness_seconds"), "p99")], "s", width=6),
+        Panel("Timer partitions by state", "Is a scheduler still re-reading its timers after a rebalance?",
+              [("sum by (state) (switchboard_timer_partitions)", "{{state}}")], "short", width=6),
     ]),
     ("Services", [
         Panel("Targets up", "Is every service instance scraped?",
