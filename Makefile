@@ -41,5 +41,13 @@ integration: $(STAMP) kafka prometheus
 test: $(STAMP) kafka prometheus lint
 	$(PY) -m pytest -q tests
 
+# Benchmarks: measured, never asserted. Results in bench/results/<date>-<name>.json.
+bench: $(STAMP) kafka
+	$(PY) -m bench.run --scaling
+	@if [ -f bench/scheduler_bench.py ]; then $(PY) -m bench.scheduler_bench; fi
+
+bench-quick: $(STAMP) kafka
+	$(PY) -m bench.run --quick
+
 clean:
 	rm -rf $(VENV) .run .pytest_cache .mypy_cache .ruff_cache
