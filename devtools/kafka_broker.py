@@ -197,7 +197,11 @@ def _cluster_id() -> str:
     # Kafka wants a base64url-encoded 16-byte UUID without padding.
     import base64
 
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    # An id starting with "-" would be read as an option by StorageTool's argument parser.
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if cluster_id[0].isalnum():
+            return cluster_id
 
 
 def main(argv: list[str] | None = None) -> int:
