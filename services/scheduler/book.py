@@ -43,12 +43,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import orjson
 
 from .index import Timer, TimerIndex
 
-__all__ = ["Applied", "Claim", "PartitionState", "TimerBook"]
+__all__ = ["Applied", "Claim", "PartitionState", "RecordLike", "Tally", "TimerBook"]
 
 
 class Applied:
@@ -59,6 +60,26 @@ class Applied:
     NOOP = "noop"  # a tombstone for a timer not pending (already fired, or our own fire's tombstone)
     SKIPPED = "skipped"  # not ours, already applied, or no key
     INVALID = "invalid"  # a value that is not a ScheduleTimer
+
+
+class RecordLike(Protocol):
+    """What the book reads of a Kafka record (aiokafka's ``ConsumerRecord`` fits)."""
+
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+
+
+@dataclass(slots=True)
+class Tally:
+    """What a batch of records did: timers scheduled, pending timers cancelled, offsets of invalid values."""
+
+    scheduled: int = 0
+    cancelled: int = 0
+    invalid: list[int] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -166,27 +187,53 @@ class TimerBook:
     def apply(self, partition: int, offset: int, key: bytes | None, value: bytes | None) -> str:
         """Apply one record of the ``timers`` topic (``value`` None = tombstone)."""
         state = self.partitions.get(partition)
-        if state is None or not state.owned or offset < state.next_offset:
+        if state is None or not state.owned:
+            return Applied.SKIPPED
+        return self._apply(state, partition, offset, key, value)
+
+    def apply_records(self, partition: int, records: Iterable[RecordLike]) -> Tally:
+        """Apply a fetched batch of one partition, in offset order; the loading hot path."""
+        tally = Tally()
+        state = self.partitions.get(partition)
+        if state is None or not state.owned:
+            return tally
+        apply = self._apply
+        for record in records:
+            applied = apply(state, partition, record.offset, record.key, record.value)
+            if applied is Applied.SCHEDULED:
+                tally.scheduled += 1
+            elif applied is Applied.CANCELLED:
+                tally.cancelled += 1
+            elif applied is Applied.INVALID:
+                tally.invalid.append(record.offset)
+        return tally
+
+    def _apply(self, state: PartitionState, partition: int, offset: int, key: bytes | None,
+               value: bytes | None) -> str:
+        if offset < state.next_offset:
             return Applied.SKIPPED
         state.next_offset = offset + 1
         if not state.live:
             state.loaded_records += 1
         if key is None:
             return Applied.SKIPPED
-        claim = self.inflight.get(key)
+        claim = self.inflight.get(key) if self.inflight else None
         if claim is not None and claim.partition == partition:
             del self.inflight[key]  # a cancel or a newer value withdraws the claimed fire
         if value is None:
             removed = state.index.cancel(key) or (claim is not None and not claim.sent)
             return Applied.CANCELLED if removed else Applied.NOOP
-        timer = _parse(value)
-        if timer is None:  # the latest value of this key is not a timer: like compaction, forget the older one
-            state.index.cancel(key)
-            return Applied.INVALID
-        due, execution_sid, route, token = timer
         try:
-            state.index.put(key, due, execution_sid, route, token)
-        except ValueError:  # a field longer than the index stores
+            data = orjson.loads(value)
+            if data["kind"] != "timer":
+                raise ValueError("not a timer")
+            due = float(data["due_at"])
+            if not math.isfinite(due):
+                raise ValueError("due_at is not finite")
+            # put() raises ValueError (bad types or sizes): str.encode is not a method of ints, lists…
+            state.index.put(key, due, data["execution_sid"], data["route"], data["token"])
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
+            # The latest value of this key is not a timer: like compaction, forget the older one.
             state.index.cancel(key)
             return Applied.INVALID
         return Applied.SCHEDULED
@@ -245,17 +292,3 @@ class TimerBook:
             state.index.put(claim.key, t.due_at, t.execution_sid, t.route, t.token)
         return False
 
-
-def _parse(value: bytes) -> tuple[float, str, str, str] | None:
-    """The fields of an encoded ``ScheduleTimer`` (orjson, no dataclass on the hot loading path)."""
-    try:
-        data = orjson.loads(value)
-        if data["kind"] != "timer":
-            return None
-        due = float(data["due_at"])
-        sid, route, token = data["execution_sid"], data["route"], data["token"]
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-        return None
-    if not (isinstance(sid, str) and isinstance(route, str) and isinstance(token, str)) or not math.isfinite(due):
-        return None
-    return due, sid, route, token

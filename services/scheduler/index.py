@@ -50,7 +50,7 @@ _DUE = struct.Struct(">d")
 _SID_LEN = 34
 _PLAIN = b"\x00"
 _SID = b"\x01"
-_MAX_FIELD = 0xFFFF
+_MAX_FIELD = 0xFFFF  # field lengths and flow ids are 2-byte unsigned
 
 
 def squeeze(text: bytes) -> bytes:
@@ -143,18 +143,33 @@ class TimerIndex:
         return None if record is None else self._unpack(record)
 
     def put(self, timer_id: bytes, due: float, execution_sid: str, route: str, token: str) -> None:
-        """Add or replace a timer. Raises ``ValueError`` for a field longer than 65,535 bytes."""
+        """Add or replace a timer. Raises ``ValueError`` for a field longer than 65,535 bytes.
+
+        The hot path of loading a partition (a million calls): kept flat on purpose.
+        """
         key = squeeze(timer_id)
-        record = self._pack(key, due, execution_sid, route, token)
+        sid = squeeze(execution_sid.encode())
+        rte = route.encode()
+        flow = self._flow_ids.get(rte[:_SID_LEN], 0)
+        if not flow and _is_sid(rte):
+            flow = self._intern(rte[:_SID_LEN])
+        if flow:
+            rte = rte[_SID_LEN:]
+        try:
+            head = _HEAD.pack(due if due > 0.0 else 0.0, len(key), len(sid), flow, len(rte))
+        except struct.error as exc:
+            raise ValueError("timer field longer than 65535 bytes") from exc
+        record = b"".join((head, key, sid, rte, token.encode()))
         slot = hash(key) & _HASH_MASK
-        current = self._records.get(slot)
+        records = self._records
+        current = records.get(slot)
         if current is None:
-            self._records[slot] = record
-            if key in self._spill:  # an older value parked in the spill while this slot was taken
+            records[slot] = record
+            if self._spill and key in self._spill:  # an older value spilled while this slot was taken
                 del self._spill[key]
                 self._stale += 1
         elif _key_of(current) == key:
-            self._records[slot] = record
+            records[slot] = record
             self._stale += 1
         else:  # another timer id with the same 60-bit hash
             if key in self._spill:
@@ -224,20 +239,12 @@ class TimerIndex:
             return record
         return self._spill.get(key)
 
-    def _pack(self, key: bytes, due: float, execution_sid: str, route: str, token: str) -> bytes:
-        sid = squeeze(execution_sid.encode())
-        rte = route.encode()
-        prefix = rte[:_SID_LEN]
-        flow = self._flow_ids.get(prefix, 0)
-        if not flow and _is_sid(rte):
-            self._flows.append(prefix)
-            flow = self._flow_ids[prefix] = len(self._flows)
-        if flow:
-            rte = rte[_SID_LEN:]
-        if max(len(key), len(sid), len(rte), flow) > _MAX_FIELD:
-            raise ValueError("timer field longer than 65535 bytes")
-        return b"".join((_HEAD.pack(max(due, 0.0), len(key), len(sid), flow, len(rte)), key, sid, rte,
-                         token.encode()))
+    def _intern(self, flow_sid: bytes) -> int:
+        if len(self._flows) >= _MAX_FIELD:
+            return 0  # absurdly many flows in one partition: store routes whole
+        self._flows.append(flow_sid)
+        self._flow_ids[flow_sid] = len(self._flows)
+        return len(self._flows)
 
     def _unpack(self, record: bytes) -> Timer:
         due, key_len, sid_len, flow, route_len = _HEAD.unpack_from(record)

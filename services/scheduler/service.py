@@ -33,7 +33,7 @@ from shared.kafka import make_producer
 from shared.messages import TimerFired, encode
 from shared.settings import Settings
 
-from .book import Applied, Claim, TimerBook
+from .book import Claim, TimerBook
 
 __all__ = ["Scheduler"]
 
@@ -176,18 +176,15 @@ class Scheduler:
             batches = await self.consumer.getmany(timeout_ms=200, max_records=20000)
             woke = False
             for tp, records in batches.items():
-                partition = tp.partition
-                for record in records:
-                    applied = book.apply(partition, record.offset, record.key, record.value)
-                    if applied == Applied.SCHEDULED:
-                        woke = True
-                    elif applied == Applied.CANCELLED:
-                        if book.partitions[partition].live:
-                            metrics.TIMERS_CANCELLED.inc()
-                    elif applied == Applied.INVALID:
-                        metrics.TIMER_RECORDS_INVALID.inc()
-                        log.warning("ignoring a timers record that is not a ScheduleTimer",
-                                    extra={"fields": {"partition": partition, "offset": record.offset}})
+                tally = book.apply_records(tp.partition, records)
+                woke = woke or tally.scheduled > 0
+                state = book.partitions.get(tp.partition)
+                if tally.cancelled and state is not None and state.live:  # not history replayed while loading
+                    metrics.TIMERS_CANCELLED.inc(tally.cancelled)
+                if tally.invalid:
+                    metrics.TIMER_RECORDS_INVALID.inc(len(tally.invalid))
+                    log.warning("ignoring timers records that are not ScheduleTimer", extra={"fields": {
+                        "partition": tp.partition, "offsets": tally.invalid[:20], "count": len(tally.invalid)}})
             for partition in book.loading():
                 try:
                     position = await self.consumer.position(TopicPartition(self.timers_topic, partition))

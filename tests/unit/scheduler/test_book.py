@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import orjson
 import pytest
 
@@ -100,6 +102,22 @@ def test_a_timer_too_big_to_store_is_invalid_and_forgets_the_older_value() -> No
     huge = encode(ScheduleTimer("TMa", SID, "r" * 70000, "5", NOW + 1))
     assert book.apply(0, 1, b"TMa", huge) == Applied.INVALID
     assert book.pending() == 0
+
+
+def test_a_batch_of_records_is_tallied() -> None:
+    @dataclass
+    class Record:
+        offset: int
+        key: bytes | None
+        value: bytes | None
+
+    book = live_book(0)
+    tally = book.apply_records(0, [Record(0, b"TMa", value("TMa", NOW)), Record(1, b"TMb", value("TMb", NOW)),
+                                   Record(2, b"TMa", None), Record(3, b"TMc", b"junk"), Record(4, None, b"x"),
+                                   Record(5, b"TMz", None)])
+    assert (tally.scheduled, tally.cancelled, tally.invalid) == (2, 1, [3])
+    assert book.pending() == 1 and book.partitions[0].next_offset == 6
+    assert book.apply_records(7, [Record(0, b"TMa", value("TMa", NOW))]).scheduled == 0  # not ours
 
 
 def test_records_of_a_partition_not_owned_are_skipped() -> None:
