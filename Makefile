@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run stop test unit integration lint typecheck bench bench-quick clean prometheus
+.PHONY: run stop test unit integration lint typecheck bench bench-quick bench-scheduler clean prometheus
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,10 @@ bench: $(STAMP) kafka
 
 bench-quick: $(STAMP) kafka
 	$(PY) -m bench.run --quick
+
+# One scheduler process with 1,000,000 pending timers (memory, lateness, recovery); smaller: TIMERS=100000.
+bench-scheduler: $(STAMP) kafka
+	$(PY) -m bench.scheduler_bench --timers $(or $(TIMERS),1000000)
 
 clean:
 	rm -rf $(VENV) .run .pytest_cache .mypy_cache .ruff_cache
