@@ -217,6 +217,11 @@ class TimerBook:
             state.loaded_records += 1
         if key is None:
             return Applied.SKIPPED
+        if not key.isascii():
+            try:
+                key.decode()
+            except UnicodeDecodeError:  # TimerFired carries the id as text: such a key can never fire
+                return Applied.INVALID
         claim = self.inflight.get(key) if self.inflight else None
         if claim is not None and claim.partition == partition:
             del self.inflight[key]  # a cancel or a newer value withdraws the claimed fire

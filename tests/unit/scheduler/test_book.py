@@ -120,6 +120,14 @@ def test_a_batch_of_records_is_tallied() -> None:
     assert book.apply_records(7, [Record(0, b"TMa", value("TMa", NOW))]).scheduled == 0  # not ours
 
 
+def test_a_key_that_is_not_utf8_is_invalid_and_a_unicode_one_fires() -> None:
+    book = live_book(0)
+    assert book.apply(0, 0, b"\xff\xfe", value("x", NOW)) == Applied.INVALID
+    key = "TM-ü".encode()
+    assert book.apply(0, 1, key, value("TM-ü", NOW)) == Applied.SCHEDULED
+    assert fired(book, NOW) == ["TM-ü"]
+
+
 def test_records_of_a_partition_not_owned_are_skipped() -> None:
     book = live_book(0)
     assert book.apply(1, 0, b"TMa", value("TMa", NOW)) == Applied.SKIPPED
