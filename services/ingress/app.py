@@ -78,7 +78,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
 
     async def kafka(app: web.Application) -> AsyncIterator[None]:
         producer = make_producer(settings, "ingress")
-        readers = [make_reader(settings, f"ingress-{n}") for n in ("replies", "flows", "history")]
+        readers = [make_reader(settings, f"ingress-{n}", bulk=n != "replies") for n in ("replies", "flows", "history")]
         await producer.start()
         for reader in readers:
             await reader.start()

@@ -86,7 +86,7 @@ def create_app(settings: Settings, clock: Clock | None = None, worker_id: str = 
 
     @app.task
     async def load_flows() -> None:
-        reader = make_reader(settings, "processor-flows")
+        reader = make_reader(settings, "processor-flows", bulk=True)
         await reader.start()
         try:
             await read_all_partitions(reader, settings.topic("flows"))
