@@ -23,8 +23,10 @@ BUILD_INFO = Info("switchboard_build", "Switchboard version and component")
 
 INGRESS_REQUESTS = Counter("switchboard_ingress_requests_total", "HTTP requests answered by the ingress",
                            ["route", "method", "status"])
+#: ``status_class`` ("2xx", "4xx", "5xx") keeps slow failures (a 503 after the reply budget) apart from fast answers.
 INGRESS_DURATION = Histogram("switchboard_ingress_request_duration_seconds", "Ingress request latency",
-                             ["route"], buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 15))
+                             ["route", "status_class"],
+                             buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 15))
 WEBHOOK_LATENCY = Histogram("switchboard_webhook_twiml_seconds", "Webhook received to TwiML answered",
                             ["outcome"], buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 15))
 

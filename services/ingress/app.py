@@ -64,7 +64,7 @@ async def _errors_and_metrics(request: web.Request, handler: Handler) -> web.Str
     finally:
         if route not in _OPEN:
             metrics.INGRESS_REQUESTS.labels(route, request.method, str(status)).inc()
-            metrics.INGRESS_DURATION.labels(route).observe(time.perf_counter() - started)
+            metrics.INGRESS_DURATION.labels(route, f"{status // 100}xx").observe(time.perf_counter() - started)
 
 
 def create_app(settings: Settings, clock: Clock | None = None) -> web.Application:
