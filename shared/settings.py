@@ -59,6 +59,9 @@ class Settings:
     processor_port: int = 8081
     http_worker_port: int = 8082
     scheduler_port: int = 8083
+    #: A stable name per scheduler replica (e.g. the StatefulSet pod name) turns on Kafka static membership:
+    #: a restarted replica gets its timer partitions back at once instead of after the session timeout.
+    scheduler_instance_id: str = ""
 
     validate_webhook_signature: bool = True
     #: Networks/hosts outbound HTTP may reach although private/loopback (e.g. "127.0.0.0/8").
