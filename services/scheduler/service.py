@@ -91,7 +91,8 @@ class Scheduler:
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=s.kafka_bootstrap, group_id=s.topic_prefix + "scheduler", client_id="scheduler",
             enable_auto_commit=False, auto_offset_reset="earliest", fetch_max_wait_ms=50,
-            max_partition_fetch_bytes=4 * 1024 * 1024, max_poll_records=20000)
+            max_partition_fetch_bytes=4 * 1024 * 1024, max_poll_records=20000,
+            group_instance_id=s.scheduler_instance_id or None)
         await self.producer.start()
         await self.consumer.start()
         self.consumer.subscribe([self.timers_topic], listener=_Rebalance(self))
