@@ -67,7 +67,7 @@ def create_app(settings: Settings, clock: Clock | None = None, worker_id: str = 
         web_port=settings.processor_port,
         web_in_thread=False,
         producer_acks=-1,
-        producer_linger_ms=1,
+        producer_linger_ms=settings.processor_linger_ms,
         broker_commit_interval=1.0,
         stream_wait_empty=False,
         consumer_auto_offset_reset="earliest",
