@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.flow import FlowDefinition
+from shared.flow import FlowDefinition, State
 from shared.ids import derived_sid
 from shared.liquid_render import TemplateError
 from shared.messages import Command, Event, ExecutionRecord, ScheduleTimer, StepRecord
@@ -83,16 +83,12 @@ def run(sprint: Sprint, flow: FlowDefinition, name: str | None) -> None:
         try:
             result = enter(sprint, widget)
         except TemplateError as exc:
-            sprint.limit_step(widget, 81018, str(exc))
-            sprint.end("failed", 81018, str(exc))
+            _template_failure(sprint, widget, exc)
             return
         if state.status != "active":
             return  # the widget ended the execution (e.g. a TwiML widget after the caller hung up)
         if isinstance(result, Park):
-            state.wait = result.wait
-            sprint.commands.extend(result.commands)
-            if result.twiml is not None:
-                sprint.twiml = result.twiml
+            _park(sprint, result)
             return
         name = sprint.complete(widget, result)
 
@@ -107,18 +103,26 @@ def resume(sprint: Sprint, flow: FlowDefinition, event: Event) -> None:
     try:
         result = resume(sprint, widget, event)
     except TemplateError as exc:
-        sprint.limit_step(widget, 81018, str(exc))
-        sprint.end("failed", 81018, str(exc))
+        _template_failure(sprint, widget, exc)
         return
     if result is None:
         return
     if isinstance(result, Park):
-        state.wait = result.wait
-        sprint.commands.extend(result.commands)
-        if result.twiml is not None:
-            sprint.twiml = result.twiml
+        _park(sprint, result)
         return
     run(sprint, flow, sprint.complete(widget, result))
+
+
+def _park(sprint: Sprint, result: Park) -> None:
+    sprint.state.wait = result.wait
+    sprint.commands.extend(result.commands)
+    if result.twiml is not None:
+        sprint.twiml = result.twiml
+
+
+def _template_failure(sprint: Sprint, widget: State, exc: TemplateError) -> None:
+    sprint.limit_step(widget, 81018, str(exc))
+    sprint.end("failed", 81018, str(exc))
 
 
 def finish(sprint: Sprint, outcome: Outcome) -> Outcome:
