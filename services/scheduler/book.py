@@ -125,6 +125,7 @@ class TimerBook:
         for key, claim in list(self.inflight.items()):
             if claim.partition in gone and not claim.sent:
                 del self.inflight[key]
+                self._restore(claim)  # if the partition comes back, its index must still hold this timer
 
     def assign(self, partitions: Iterable[int], now: float, beginnings: Mapping[int, int]) -> dict[int, int]:
         """Take these partitions; return the offset to seek each to. Forgets every partition not assigned."""
@@ -283,17 +284,23 @@ class TimerBook:
     def finish(self, claim: Claim, delivered: bool) -> bool:
         """The fire was acknowledged (or failed); true if the shell must now write the tombstone.
 
-        A failed fire goes back into its index (if the partition is still live and
-        nothing replaced it) and is retried.
+        A failed fire goes back into its index (unless a cancel or a newer value
+        came meanwhile) and is retried — or, if the partition was revoked, fired
+        by whoever loads it next (no tombstone was written).
         """
         current = self.inflight.get(claim.key)
         if current is claim:
             del self.inflight[claim.key]
         if delivered:
             return current is claim
+        if current is claim:
+            self._restore(claim)
+        return False
+
+    def _restore(self, claim: Claim) -> None:
+        """Put a claimed timer that was not fired back into its partition's index (kept or live)."""
         state = self.partitions.get(claim.partition)
-        if current is claim and state is not None and state.live and claim.key not in state.index:
+        if state is not None and claim.key not in state.index:
             t = claim.timer
             state.index.put(claim.key, t.due_at, t.execution_sid, t.route, t.token)
-        return False
 

@@ -244,6 +244,29 @@ def test_a_partition_reassigned_right_after_revocation_resumes_where_it_stopped(
     assert fired(book, NOW + 60) == ["TMb"]
 
 
+def test_a_timer_claimed_but_not_sent_when_its_partition_was_revoked_fires_after_the_partition_comes_back() -> None:
+    book = live_book(0)
+    book.apply(0, 0, b"TMa", value("TMa", NOW - 1))
+    [claim] = book.pop_due(NOW)
+    book.revoke([0], NOW)  # an eager rebalance: everything is revoked, then mostly given back
+    assert book.begin_send(claim) is False
+    assert book.assign([0], NOW + 1, {0: 0}) == {0: 1}  # resumes after TMa's record: the index must still hold it
+    book.set_end(0, 1)
+    assert fired(book, NOW + 1) == ["TMa"]
+
+
+def test_a_fire_that_failed_after_its_partition_was_revoked_fires_after_the_partition_comes_back() -> None:
+    book = live_book(0)
+    book.apply(0, 0, b"TMa", value("TMa", NOW - 1))
+    [claim] = book.pop_due(NOW)
+    assert book.begin_send(claim)
+    book.revoke([0], NOW)
+    assert book.finish(claim, delivered=False) is False
+    book.assign([0], NOW + 1, {0: 0})
+    book.set_end(0, 1)
+    assert fired(book, NOW + 1) == ["TMa"]
+
+
 def test_a_partition_reassigned_after_the_reuse_window_is_read_again_from_the_beginning() -> None:
     book = live_book(0)
     book.apply(0, 0, b"TMa", value("TMa", NOW + 60))
