@@ -26,9 +26,9 @@ it from the dict; its stale heap entry is recognised by identity (the record
 found for its timer id ``is`` the entry) and skipped when it reaches the top,
 and the heap is rebuilt once stale entries outnumber live ones, so memory stays
 bounded under heavy cancel churn (every execution's 30-day expiry timer is
-cancelled when the execution ends). Measured: about 190 bytes per pending timer
-for the index, see ``bench/scheduler_bench.py`` and the README's performance
-section.
+cancelled when the execution ends). Measured with 1,000,000 pending timers
+(``bench/scheduler_bench.py``): 194 bytes per timer for the index alone
+(tracemalloc), 214 bytes per timer of whole-process RSS, 246 MiB RSS in all.
 """
 
 from __future__ import annotations
