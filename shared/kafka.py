@@ -27,7 +27,9 @@ def make_reader(settings: Settings, client_id: str, bulk: bool = False) -> AIOKa
 
     ``bulk`` readers (history, flows) are not latency-critical: they let the broker gather up to
     64 kB or 100 ms per fetch, which cuts fetch requests — CPU on both sides — by an order of
-    magnitude under load. Latency-critical readers (replies) get whatever is there at once.
+    magnitude under load. Latency-critical readers (replies) get whatever is there at once: a
+    fetch is a long poll that the broker answers as soon as one byte arrives, so their long
+    ``fetch_max_wait_ms`` costs no latency, only fewer idle polls.
     """
     return AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap,
@@ -35,7 +37,7 @@ def make_reader(settings: Settings, client_id: str, bulk: bool = False) -> AIOKa
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
-        fetch_max_wait_ms=100 if bulk else 20,
+        fetch_max_wait_ms=100 if bulk else 500,
         fetch_min_bytes=65536 if bulk else 1,
         max_poll_records=5000,
     )

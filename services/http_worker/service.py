@@ -100,7 +100,7 @@ class HttpWorker:
         self.producer = make_producer(s, "http-worker")
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=s.kafka_bootstrap, group_id=GROUP_ID, client_id="http-worker",
-            enable_auto_commit=False, auto_offset_reset="earliest", fetch_max_wait_ms=10,
+            enable_auto_commit=False, auto_offset_reset="earliest", fetch_max_wait_ms=500,  # long poll: answered on arrival
             max_poll_records=min(500, s.http_concurrency * 2),
         )
         await self.producer.start()
