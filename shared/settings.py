@@ -62,6 +62,9 @@ class Settings:
     #: A stable name per scheduler replica (e.g. the StatefulSet pod name) turns on Kafka static membership:
     #: a restarted replica gets its timer partitions back at once instead of after the session timeout.
     scheduler_instance_id: str = ""
+    #: Kafka static membership for a processor worker (e.g. the pod name): a restarted worker gets its
+    #: partitions back at once instead of after the session timeout. Empty = dynamic membership.
+    processor_instance_id: str = ""
 
     validate_webhook_signature: bool = True
     #: Networks/hosts outbound HTTP may reach although private/loopback (e.g. "127.0.0.0/8").

@@ -70,6 +70,10 @@ def create_app(settings: Settings, clock: Clock | None = None, worker_id: str = 
         producer_linger_ms=settings.processor_linger_ms,
         broker_commit_interval=1.0,
         stream_wait_empty=False,
+        # A SIGKILLed worker's partitions move after the session timeout: 10 s, not faust's 60 s.
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=3.0,
+        consumer_group_instance_id=settings.processor_instance_id or None,
         consumer_auto_offset_reset="earliest",
         autodiscover=False,
         key_serializer="raw",  # our own codec (shared.messages) does all (de)serialization
@@ -134,7 +138,12 @@ def create_app(settings: Settings, clock: Clock | None = None, worker_id: str = 
             tp = event.message.tp
             env = Env(now=clock.now(), settings=settings, flows=catalog.definition, offset=event.message.offset,
                       committed=_committed(app, tp))
-            outcome = handle(message, route, executions, env)
+            try:
+                outcome = handle(message, route, executions, env)
+            except Exception:  # noqa: BLE001 - a poison event is skipped (and counted), not crash-looped on
+                log.exception("the state machine failed on an event; skipping it")
+                metrics.PROCESSOR_EVENTS.labels(message.kind, "failed").inc()
+                continue
             for sid, state in outcome.executions.items():
                 if state is None:
                     executions.pop(sid, None)

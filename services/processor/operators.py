@@ -26,6 +26,8 @@ from collections.abc import Callable
 from datetime import date
 from functools import lru_cache
 
+import regex
+
 __all__ = ["OPERATORS", "evaluate"]
 
 
@@ -50,17 +52,27 @@ def _any_of(a: str, b: str) -> bool:
     return any(tested == _norm(option) for option in b.split(",") if option.strip())
 
 
+#: A flow author's pattern must not be able to stall the processor (catastrophic backtracking):
+#: a match that takes longer than this counts as no match.
+REGEX_TIMEOUT_SECONDS = 0.05
+
+
 @lru_cache(maxsize=1024)
-def _regex(pattern: str) -> re.Pattern[str] | None:
+def _regex(pattern: str) -> regex.Pattern[str] | None:
     try:
-        return re.compile(pattern.strip(), re.IGNORECASE | re.DOTALL)
-    except re.error:
+        return regex.compile(pattern.strip(), regex.IGNORECASE | regex.DOTALL | regex.VERSION0)
+    except (regex.error, ValueError):
         return None
 
 
 def _matches(a: str, b: str) -> bool:
     compiled = _regex(b)
-    return bool(compiled and compiled.fullmatch(a.strip()))
+    if compiled is None:
+        return False
+    try:
+        return compiled.fullmatch(a.strip(), timeout=REGEX_TIMEOUT_SECONDS) is not None
+    except TimeoutError:
+        return False
 
 
 def _compare(a: str, b: str, less: bool) -> bool:

@@ -85,6 +85,9 @@ def run(sprint: Sprint, flow: FlowDefinition, name: str | None) -> None:
         except TemplateError as exc:
             _template_failure(sprint, widget, exc)
             return
+        except Exception as exc:  # noqa: BLE001 - a widget bug ends this execution, never the processor
+            _internal_failure(sprint, widget, exc)
+            return
         if state.status != "active":
             return  # the widget ended the execution (e.g. a TwiML widget after the caller hung up)
         if isinstance(result, Park):
@@ -105,6 +108,9 @@ def resume(sprint: Sprint, flow: FlowDefinition, event: Event) -> None:
     except TemplateError as exc:
         _template_failure(sprint, widget, exc)
         return
+    except Exception as exc:  # noqa: BLE001 - a widget bug ends this execution, never the processor
+        _internal_failure(sprint, widget, exc)
+        return
     if result is None:
         return
     if isinstance(result, Park):
@@ -118,6 +124,14 @@ def _park(sprint: Sprint, result: Park) -> None:
     sprint.commands.extend(result.commands)
     if result.twiml is not None:
         sprint.twiml = result.twiml
+
+
+def _internal_failure(sprint: Sprint, widget: State, exc: Exception) -> None:
+    # A bug must not crash-loop the processor (the event would be replayed forever): the execution
+    # that hit it ends with a step saying what went wrong.
+    message = f"internal error in widget {widget.name!r} ({widget.type}): {type(exc).__name__}: {exc}"
+    sprint.limit_step(widget, 81002, message)
+    sprint.end("failed", 81002, message)
 
 
 def _template_failure(sprint: Sprint, widget: State, exc: TemplateError) -> None:

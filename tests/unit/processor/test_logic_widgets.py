@@ -232,3 +232,13 @@ def test_a_split_exposes_no_widget_variables() -> None:
     h = Harness(_split("{{flow.data.v}}", ("equal_to", "x", "a")))
     h.start({"v": "x"})
     assert "split" not in h.context["widgets"]
+
+
+def test_a_catastrophically_backtracking_regex_counts_as_no_match_instead_of_stalling_the_processor():
+    import time
+
+    from services.processor.operators import evaluate
+
+    started = time.monotonic()
+    assert evaluate("regex", "a" * 40 + "!", "(a+)+$") is False
+    assert time.monotonic() - started < 5  # bounded by the 50 ms match timeout, not exponential time

@@ -155,3 +155,19 @@ def test_execution_state_round_trips_through_bytes():
     start(store)
     state = store["FNexec1"]
     assert ExecutionState.from_bytes(state.to_bytes()) == state
+
+
+def test_a_bug_in_a_widget_ends_that_execution_with_81002_instead_of_crashing_the_processor(monkeypatch):
+    from services.processor import runner
+
+    def broken(sprint, widget):
+        raise KeyError("boom")
+
+    monkeypatch.setitem(runner.ENTER, "set-variables", broken)
+    store = Store()
+    out = start(store)
+    record = out.records[-1]
+    assert record.status == "ended" and record.end_reason == "failed"
+    assert record.context["error"]["code"] == 81002
+    assert "internal error in widget 'set_greeting'" in record.context["error"]["message"]
+    assert [c.status for c in out.commands if isinstance(c, Reply)] == ["ok"]
