@@ -60,6 +60,7 @@ async def _measure(cluster: Cluster, args: argparse.Namespace, stub_url: str, la
         out["executions"].append(await run_executions(base, auth, flow, s.kafka_bootstrap, s.topic("history"), rate,
                                                       args.duration, cpu=lambda: {n: cpu_seconds([p]) for n, p in pids.items()}))
     if not args.skip_webhooks:
+        await asyncio.sleep(5)  # let the execution backlog drain before timing webhooks
         out["webhooks"] = []
         for with_http in (False, True):
             vflow = await _create_flow(base, auth, voice_flow(stub_url if with_http else None))
@@ -68,6 +69,12 @@ async def _measure(cluster: Cluster, args: argparse.Namespace, stub_url: str, la
                                             args.webhook_duration)
                 result["with_http_request"] = with_http
                 out["webhooks"].append(result)
+    for rate in args.saturation_rates:
+        # Last, because an overload leaves a backlog behind: how the engine behaves past its limit.
+        result = await run_executions(base, auth, flow, s.kafka_bootstrap, s.topic("history"), rate,
+                                      args.saturation_duration, cpu=lambda: {n: cpu_seconds([p]) for n, p in pids.items()})
+        result["saturation"] = True
+        out["executions"].append(result)
     out["label"] = label
     return out
 
@@ -79,7 +86,8 @@ def _report(results: dict[str, Any]) -> str:
                  f"{results['baseline']['round_trip_seconds']['p99'] * 1000:.2f} ms  "
                  f"{results['baseline']['throughput_msgs_per_s']:.0f} msg/s"))
     for e in results["executions"]:
-        rows.append((f"executions @ {e['target_rate']:g}/s", f"{e['completed_per_s']:.0f}/s completed, "
+        tag = " (overload)" if e.get("saturation") else ""
+        rows.append((f"executions @ {e['target_rate']:g}/s{tag}", f"{e['completed_per_s']:.0f}/s completed, "
                      f"{e['completed']}/{e['sent']} ended, errors {e['errors'] or 0}, "
                      f"e2e {_fmt(e['end_to_end_seconds'], base)}, "
                      f"cpu {e['cpu_seconds_per_execution'] * 1000:.2f} ms/exec"))
@@ -92,44 +100,56 @@ def _report(results: dict[str, Any]) -> str:
     return table(rows, f"Switchboard benchmark — {results['label']}")
 
 
+def _cluster(workdir: Path) -> Cluster:
+    return Cluster.local(workdir, SWITCHBOARD_LOG_LEVEL="WARNING", SWITCHBOARD_WEBHOOK_REPLY_BUDGET_SECONDS="8")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench")
     parser.add_argument("--quick", action="store_true", help="short runs (< 3 minutes in all)")
-    parser.add_argument("--scaling", action="store_true", help="also run with 2 processors and 2 http-workers")
+    parser.add_argument("--scaling", action="store_true",
+                        help="also run a fresh cluster with 2 processors and 2 http-workers")
     parser.add_argument("--skip-webhooks", action="store_true")
     args = parser.parse_args(argv)
     if args.quick:
         args.rates, args.duration, args.round_trips = [200.0], 15.0, 200
         args.webhook_rates, args.webhook_duration = [50.0, 200.0], 10.0
+        args.saturation_rates, args.saturation_duration = [], 0.0
     else:
-        args.rates, args.duration, args.round_trips = [250.0, 500.0, 1000.0], 60.0, 1000
+        args.rates, args.duration, args.round_trips = [100.0, 200.0], 60.0, 1000
         args.webhook_rates, args.webhook_duration = [50.0, 200.0, 500.0], 30.0
-    workdir = Path(tempfile.mkdtemp(prefix="switchboard-bench-"))
+        args.saturation_rates, args.saturation_duration = [1000.0], 15.0
     stub_port = free_port()
     stub = subprocess.Popen([sys.executable, "-m", "bench.stub_server", str(stub_port)])
     stub_url = f"http://127.0.0.1:{stub_port}"
-    cluster = Cluster.local(workdir, SWITCHBOARD_LOG_LEVEL="WARNING", SWITCHBOARD_WEBHOOK_REPLY_BUDGET_SECONDS="8")
     all_results: dict[str, Any] = {"settings": vars(args)}
     try:
-        cluster.start()
-        results = asyncio.run(_measure(cluster, args, stub_url, "1 processor, 1 http-worker"))
-        print(_report(results))
-        all_results["single"] = results
+        runs = [("single", "1 processor, 1 http-worker", 1)]
         if args.scaling:
-            ports = {"SWITCHBOARD_PROCESSOR_PORT": str(free_port()), "SWITCHBOARD_HTTP_WORKER_PORT": str(free_port())}
-            cluster.start_service("processor", label="processor-2", extra_env=ports)
-            cluster.start_service("http_worker", label="http_worker-2", extra_env=ports)
-            time.sleep(15)  # let the groups rebalance
-            args.skip_webhooks = True
-            scaled = asyncio.run(_measure(cluster, args, stub_url, "2 processors, 2 http-workers"))
-            print(_report(scaled))
-            all_results["scaled"] = scaled
+            runs.append(("scaled", "2 processors, 2 http-workers", 2))
+        for key, label, replicas in runs:
+            workdir = Path(tempfile.mkdtemp(prefix="switchboard-bench-"))
+            cluster = _cluster(workdir)
+            try:
+                cluster.start()
+                for n in range(2, replicas + 1):
+                    ports = {"SWITCHBOARD_PROCESSOR_PORT": str(free_port()),
+                             "SWITCHBOARD_HTTP_WORKER_PORT": str(free_port())}
+                    cluster.start_service("processor", label=f"processor-{n}", extra_env=ports)
+                    cluster.start_service("http_worker", label=f"http_worker-{n}", extra_env=ports)
+                if replicas > 1:
+                    time.sleep(15)  # let the groups rebalance
+                    args.skip_webhooks, args.saturation_rates = True, []
+                results = asyncio.run(_measure(cluster, args, stub_url, label))
+                print(_report(results))
+                all_results[key] = results
+            finally:
+                cluster.stop()
+                if not os.environ.get("SWITCHBOARD_KEEP_BENCH_DIR"):
+                    shutil.rmtree(workdir, ignore_errors=True)
     finally:
-        cluster.stop()
         stub.terminate()
         stub.wait()
-        if not os.environ.get("SWITCHBOARD_KEEP_BENCH_DIR"):
-            shutil.rmtree(workdir, ignore_errors=True)
     path = write_result("quick" if args.quick else "full", all_results)
     print(f"\nresults: {path}")
     return 0
