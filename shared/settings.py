@@ -75,9 +75,9 @@ class Settings:
     http_max_redirects: int = 5
     http_concurrency: int = 256
 
-    #: The processor's producer linger: a few ms batch its many small sends (fewer produce requests,
-    #: less CPU in the processor and the broker) for a few ms on each reply.
-    processor_linger_ms: int = 4
+    #: The processor's producer linger. Measured (bench, 2 cores): 4 ms saved no CPU and added ~5 ms to the
+    #: webhook p50, so the default is 1 ms; raise it where brokers are remote and requests costly.
+    processor_linger_ms: int = 1
     webhook_reply_budget_seconds: float = 8.0
     rest_reply_budget_seconds: float = 10.0
     max_request_body_bytes: int = 1_048_576
