@@ -75,9 +75,10 @@ class Settings:
     http_max_redirects: int = 5
     http_concurrency: int = 256
 
-    #: The processor's producer linger. Measured (bench, 2 cores): 4 ms saved no CPU and added ~5 ms to the
-    #: webhook p50, so the default is 1 ms; raise it where brokers are remote and requests costly.
-    processor_linger_ms: int = 1
+    #: The processor's producer linger: batching its many small sends. Measured with make bench (2 cores):
+    #: 4 ms vs 1 ms → 4.9 vs 6.9 ms CPU per execution at overload and 279 vs 162 executions/s, with the
+    #: webhook p50 at 200 calls/s unchanged (11.8 vs 11.0 ms).
+    processor_linger_ms: int = 4
     webhook_reply_budget_seconds: float = 8.0
     rest_reply_budget_seconds: float = 10.0
     max_request_body_bytes: int = 1_048_576
