@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from aiokafka import AIOKafkaConsumer
 
 from shared.flow import FlowDefinition, FlowDefinitionError, parse_definition
+from shared.kafka import follow
 from shared.messages import DecodeError, FlowRecord, decode
 
 __all__ = ["FlowCatalog", "flow_key", "follow_flows"]
@@ -126,16 +127,4 @@ class FlowCatalog:
 
 async def follow_flows(consumer: AIOKafkaConsumer, catalog: FlowCatalog) -> None:
     """Apply every record of the flows topic to ``catalog``, forever; set ``ready`` once caught up."""
-    tps = list(consumer.assignment())
-    ends = await consumer.end_offsets(tps)
-    if all(ends[tp] == 0 for tp in tps):
-        catalog.ready.set()
-    while True:
-        batches = await consumer.getmany(timeout_ms=200)
-        for records in batches.values():
-            for record in records:
-                catalog.apply(record.key, record.value)
-        if not catalog.ready.is_set():
-            positions = {tp: await consumer.position(tp) for tp in tps}
-            if all(positions[tp] >= ends[tp] for tp in tps):
-                catalog.ready.set()
+    await follow(consumer, catalog.apply, catalog.ready)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from shared.settings import Settings
 
-__all__ = ["make_producer", "make_reader", "read_all_partitions"]
+__all__ = ["follow", "make_producer", "make_reader", "read_all_partitions"]
 
 
 def make_producer(settings: Settings, client_id: str) -> AIOKafkaProducer:
@@ -54,7 +57,24 @@ async def read_all_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[To
             consumer.assign(tps)
             await consumer.seek_to_beginning(*tps)
             return tps
-        import asyncio
-
         await asyncio.sleep(0.2)
     raise RuntimeError(f"topic {topic} does not exist; run the topic creation first")
+
+
+async def follow(consumer: AIOKafkaConsumer, apply: Callable[[bytes | None, bytes | None], None],
+                 ready: asyncio.Event) -> None:
+    """Apply every record of the assigned partitions, forever; set ``ready`` once caught up with the
+    end offsets seen at start (a read model is only served once it holds what existed when it started)."""
+    tps = list(consumer.assignment())
+    ends = await consumer.end_offsets(tps)
+    if all(ends[tp] == 0 for tp in tps):
+        ready.set()
+    while True:
+        batches = await consumer.getmany(timeout_ms=200, max_records=5000)
+        for records in batches.values():
+            for record in records:
+                apply(record.key, record.value)
+        if not ready.is_set():
+            positions = {tp: await consumer.position(tp) for tp in tps}
+            if all(positions[tp] >= ends[tp] for tp in tps):
+                ready.set()

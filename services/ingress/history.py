@@ -53,6 +53,7 @@ from aiokafka import AIOKafkaConsumer
 from sortedcontainers import SortedList
 
 from shared.clock import Clock, SystemClock
+from shared.kafka import follow
 from shared.messages import DecodeError, ExecutionRecord, HistoryBatch, StepRecord, decode
 
 __all__ = ["ExecutionKey", "HistoryStore", "follow_history", "run_janitor"]
@@ -332,19 +333,7 @@ def _decode(raw: bytes, kind: type[T]) -> T:
 
 async def follow_history(consumer: AIOKafkaConsumer, store: HistoryStore) -> None:
     """Apply every record of the history topic to ``store``, forever; set ``ready`` once caught up."""
-    tps = list(consumer.assignment())
-    ends = await consumer.end_offsets(tps)
-    if all(v == 0 for v in ends.values()):
-        store.ready.set()
-    while True:
-        batches = await consumer.getmany(timeout_ms=200, max_records=5000)
-        for records in batches.values():
-            for record in records:
-                store.apply(record.key, record.value)
-        if not store.ready.is_set():
-            positions = {tp: await consumer.position(tp) for tp in tps}
-            if all(positions[tp] >= ends[tp] for tp in tps):
-                store.ready.set()
+    await follow(consumer, store.apply, store.ready)
 
 
 Publish = Callable[[str], Awaitable[None]]
