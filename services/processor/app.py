@@ -45,6 +45,7 @@ from shared.messages import (
 from shared.settings import Settings
 from shared.topics import processor_app_id
 
+from .faust_fixes import drain_buffer_before_commit, seek_unread_to_beginning
 from .machine import handle
 from .sprint import Env
 from .state import decode_route_record, encode_route_record
@@ -81,6 +82,8 @@ def create_app(settings: Settings, clock: Clock | None = None, worker_id: str = 
         table_cleanup_interval=3600.0,
         datadir=f"/tmp/switchboard-processor-{settings.topic_prefix}{worker_id}",
     )
+    drain_buffer_before_commit(app)
+    seek_unread_to_beginning(app, {settings.topic("events")})
     events = app.topic(settings.topic("events"), key_type=bytes, value_type=bytes,
                        key_serializer="raw", value_serializer="raw", internal=False)
     # One row per route (flow + contact) holds its bookkeeping and active executions: one changelog write per event.
@@ -130,6 +133,10 @@ def create_app(settings: Settings, clock: Clock | None = None, worker_id: str = 
             if not isinstance(message, StartExecution | WebhookReceived | HttpResult | TimerFired | EndRequested):
                 metrics.PROCESSOR_EVENTS.labels(message.kind, "dropped").inc()
                 continue
+            if not catalog.ready.is_set():
+                # After a restart the flows are re-read from Kafka; an event handled before that would
+                # find its flow "gone" and end its execution (81026). Wait until the catalog caught up.
+                await catalog.ready.wait()
             if isinstance(message, StartExecution | WebhookReceived):
                 await catalog.wait_for(message.flow_sid, message.revision, timeout=10.0)
             bind(execution_sid=getattr(message, "execution_sid", ""), flow_sid=getattr(message, "flow_sid", ""))
