@@ -44,7 +44,8 @@ test: $(STAMP) kafka prometheus lint
 # Benchmarks: measured, never asserted. Results in bench/results/<date>-<name>.json.
 bench: $(STAMP) kafka
 	$(PY) -m bench.run --scaling
-	@if [ -f bench/scheduler_bench.py ]; then $(PY) -m bench.scheduler_bench; fi
+	$(PY) -m bench.http_worker_overhead --seconds 3
+	$(PY) -m bench.scheduler_bench
 
 bench-quick: $(STAMP) kafka
 	$(PY) -m bench.run --quick

@@ -33,7 +33,7 @@ from dataclasses import replace
 
 import aiohttp
 
-from bench.common import table
+from bench.common import table, write_result
 from devtools.kafka_broker import free_port
 from services.http_worker.perform import Performer
 from services.http_worker.policy import OutboundPolicy
@@ -86,7 +86,7 @@ def _us(seconds: float) -> str:
     return f"{seconds * 1e6:8.0f} µs"
 
 
-async def bench(seconds: float, concurrency: int) -> list[tuple[str, str]]:
+async def bench(seconds: float, concurrency: int, figures: dict[str, float]) -> list[tuple[str, str]]:
     port = free_port()
     stub = subprocess.Popen([sys.executable, "-m", "bench.stub_server", str(port)])
     try:
@@ -127,6 +127,10 @@ async def bench(seconds: float, concurrency: int) -> list[tuple[str, str]]:
         stub.wait(timeout=5)
     d50, p50 = statistics.median(seq_direct), statistics.median(seq_perform)
     d_mean, p_mean = statistics.fmean(seq_direct), statistics.fmean(seq_perform)
+    figures.update({"sequential_p50_direct_seconds": d50, "sequential_p50_perform_seconds": p50,
+                    "overhead_p50_seconds": p50 - d50, "overhead_mean_seconds": p_mean - d_mean,
+                    "requests_per_s_direct": rps_direct, "requests_per_s_perform": rps_perform,
+                    "concurrency": concurrency, "samples": len(seq_direct) + len(seq_perform)})
     return [
         ("sequential p50, direct aiohttp", _us(d50)),
         ("sequential p50, perform()", _us(p50)),
@@ -145,8 +149,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="the latency phase runs 2x this, the throughput phases 2x this together")
     parser.add_argument("--concurrency", type=int, default=32, help="requests in flight in the throughput phases")
     args = parser.parse_args(argv)
-    rows = asyncio.run(bench(args.seconds, args.concurrency))
+    figures: dict[str, float] = {}
+    rows = asyncio.run(bench(args.seconds, args.concurrency, figures))
     print(table(rows, "http-worker: perform() overhead and one-process throughput (127.0.0.1 stub)"))
+    print(f"\nresults: {write_result('http-worker', {'settings': vars(args), 'perform': figures})}")
     return 0
 
 

@@ -100,6 +100,14 @@ def _report(results: dict[str, Any]) -> str:
     return table(rows, f"Switchboard benchmark — {results['label']}")
 
 
+def _service_settings(cluster: Cluster) -> dict[str, Any]:
+    """The settings the services ran with that change the figures (linger, budgets, partitions)."""
+    s = Settings.from_env(cluster.env)
+    return {"processor_linger_ms": s.processor_linger_ms, "event_partitions": s.event_partitions,
+            "reply_partitions": s.reply_partitions, "webhook_reply_budget_seconds": s.webhook_reply_budget_seconds,
+            "log_level": cluster.env.get("SWITCHBOARD_LOG_LEVEL", "INFO")}
+
+
 def _cluster(workdir: Path) -> Cluster:
     return Cluster.local(workdir, SWITCHBOARD_LOG_LEVEL="WARNING", SWITCHBOARD_WEBHOOK_REPLY_BUDGET_SECONDS="8")
 
@@ -122,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     stub_port = free_port()
     stub = subprocess.Popen([sys.executable, "-m", "bench.stub_server", str(stub_port)])
     stub_url = f"http://127.0.0.1:{stub_port}"
-    all_results: dict[str, Any] = {"settings": vars(args)}
+    # A copy: the scaled run below changes args, and the file must say what the single run used.
+    all_results: dict[str, Any] = {"settings": dict(vars(args))}
     try:
         runs = [("single", "1 processor, 1 http-worker", 1)]
         if args.scaling:
@@ -141,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
                     time.sleep(15)  # let the groups rebalance
                     args.skip_webhooks, args.saturation_rates = True, []
                 results = asyncio.run(_measure(cluster, args, stub_url, label))
+                results["run_settings"] = {k: v for k, v in vars(args).items() if k != "quick"}
+                results["service_settings"] = _service_settings(cluster)
                 print(_report(results))
                 all_results[key] = results
             finally:

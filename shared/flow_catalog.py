@@ -34,10 +34,27 @@ class FlowCatalog:
     _parsed: dict[tuple[str, int], FlowDefinition] = field(default_factory=dict)
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Keys this process wrote and applied ahead of its reader, with the offset the broker gave the write.
+    _written: dict[bytes, int] = field(default_factory=dict)
 
-    def apply(self, key: bytes | None, value: bytes | None) -> None:
+    def apply_written(self, key: bytes, value: bytes | None, offset: int) -> None:
+        """Apply a record this process has just written (read-your-writes), before the reader reaches it.
+
+        The reader may still deliver older records of the same key (an update moments earlier): those
+        must not replace this one for the moment until the reader catches up, or a fetch right after an
+        update would see the previous record (e.g. TestUsers emptied again, a deleted flow back).
+        """
+        self._written[key] = offset
+        self.apply(key, value)
+
+    def apply(self, key: bytes | None, value: bytes | None, offset: int = -1) -> None:
+        """Apply one record of the flows topic at ``offset`` (-1: not from the reader; always applied)."""
         if key is None:
             return
+        if offset >= 0 and key in self._written:
+            if offset < self._written[key]:
+                return  # older than what this process wrote and already holds
+            del self._written[key]  # the reader has caught up with our write
         sid, _, rev = key.decode().partition("/")
         if value is None:  # tombstone: a deleted flow (every revision gets one)
             revisions = self.records.get(sid, {})

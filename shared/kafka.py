@@ -12,14 +12,14 @@ from shared.settings import Settings
 __all__ = ["follow", "make_producer", "make_reader", "read_all_partitions"]
 
 
-def make_producer(settings: Settings, client_id: str) -> AIOKafkaProducer:
+def make_producer(settings: Settings, client_id: str, linger_ms: int = 1) -> AIOKafkaProducer:
     """Durable and quick: acks=all, idempotent, small linger so replies are not held back."""
     return AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap,
         client_id=client_id,
         acks="all",
         enable_idempotence=True,
-        linger_ms=1,
+        linger_ms=linger_ms,
         max_batch_size=256 * 1024,
         request_timeout_ms=30000,
     )
@@ -61,9 +61,9 @@ async def read_all_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[To
     raise RuntimeError(f"topic {topic} does not exist; run the topic creation first")
 
 
-async def follow(consumer: AIOKafkaConsumer, apply: Callable[[bytes | None, bytes | None], None],
+async def follow(consumer: AIOKafkaConsumer, apply: Callable[[bytes | None, bytes | None, int], None],
                  ready: asyncio.Event) -> None:
-    """Apply every record of the assigned partitions, forever; set ``ready`` once caught up with the
+    """Apply every record (key, value, offset) of the assigned partitions, forever; set ``ready`` once caught up with the
     end offsets seen at start (a read model is only served once it holds what existed when it started)."""
     tps = list(consumer.assignment())
     ends = await consumer.end_offsets(tps)
@@ -73,7 +73,7 @@ async def follow(consumer: AIOKafkaConsumer, apply: Callable[[bytes | None, byte
         batches = await consumer.getmany(timeout_ms=200, max_records=5000)
         for records in batches.values():
             for record in records:
-                apply(record.key, record.value)
+                apply(record.key, record.value, record.offset)
         if not ready.is_set():
             positions = {tp: await consumer.position(tp) for tp in tps}
             if all(positions[tp] >= ends[tp] for tp in tps):

@@ -31,14 +31,15 @@ class Deps:
     urls: Urls
     stopping: bool = False
 
-    async def publish(self, topic: str, key: str, message: Message | None) -> None:
-        """Publish and wait for the broker's acknowledgement (the caller answers only after that)."""
+    async def publish(self, topic: str, key: str, message: Message | None) -> int:
+        """Publish and wait for the broker's acknowledgement (the caller answers only after that); the offset."""
         value = encode(message) if message is not None else None
         try:
-            await self.producer.send_and_wait(self.settings.topic(topic), value, key=key.encode())
+            metadata = await self.producer.send_and_wait(self.settings.topic(topic), value, key=key.encode())
         except Exception:
             metrics.KAFKA_PRODUCE_ERRORS.labels(topic).inc()
             raise
+        return int(metadata.offset)
 
 
 DEPS: web.AppKey[Deps] = web.AppKey("deps", Deps)

@@ -106,8 +106,11 @@ class HistoryStore:
 
     # -- applying the topic ------------------------------------------------------------------
 
-    def apply(self, key: bytes | None, value: bytes | None) -> None:
-        """Apply one record of the history topic (``value=None`` is a tombstone)."""
+    def apply(self, key: bytes | None, value: bytes | None, offset: int = -1) -> None:
+        """Apply one record of the history topic (``value=None`` is a tombstone).
+
+        ``offset`` is not needed here: snapshots carry their own order (they only move forward).
+        """
         if key is None:
             return
         sid = key.decode()
@@ -336,7 +339,7 @@ async def follow_history(consumer: AIOKafkaConsumer, store: HistoryStore) -> Non
     await follow(consumer, store.apply, store.ready)
 
 
-Publish = Callable[[str], Awaitable[None]]
+Publish = Callable[[str], Awaitable[object]]
 
 
 async def run_janitor(store: HistoryStore, tombstone: Publish, instance: int, interval: float = 10.0,

@@ -62,8 +62,8 @@ def created_at(deps: Deps, sid: str) -> float:
 async def write_flow(deps: Deps, record: FlowRecord) -> None:
     """Publish one revision record, wait for the broker, apply it here (read-your-writes)."""
     key = flow_key(record.sid, record.revision)
-    await deps.publish("flows", key.decode(), record)
-    deps.catalog.apply(key, encode(record))
+    offset = await deps.publish("flows", key.decode(), record)
+    deps.catalog.apply_written(key, encode(record), offset)
 
 
 async def tombstone_history(deps: Deps, keys: list[str]) -> None:
@@ -151,8 +151,8 @@ async def delete_flow(request: web.Request) -> web.Response:
     await find_flow(deps, sid)
     for revision in deps.catalog.revisions(sid):
         key = flow_key(sid, revision.revision)
-        await deps.publish("flows", key.decode(), None)
-        deps.catalog.apply(key, None)
+        offset = await deps.publish("flows", key.decode(), None)
+        deps.catalog.apply_written(key, None, offset)
     now = deps.clock.now()
     for _, execution_sid in list(deps.history.execution_index(sid)):
         execution = deps.history.execution(execution_sid)

@@ -47,7 +47,7 @@ from .deps import DEPS, Deps
 from .errors import ApiError
 from .routes_executions import route_key
 
-__all__ = ["KEEPALIVE", "MAX_KEEPALIVES", "routes"]
+__all__ = ["KEEPALIVE", "MAX_KEEPALIVES", "keepalive_twiml", "routes", "signature_is_valid"]
 
 routes = web.RouteTableDef()
 
@@ -56,8 +56,16 @@ KEEPALIVE = "keepalive"
 MAX_KEEPALIVES = 8
 
 
-def _public_url(deps: Deps, request: web.Request) -> str:
-    return deps.settings.public_base_url.rstrip("/") + request.raw_path
+def signature_is_valid(auth_token: str, public_base_url: str, raw_path: str, form: MultiDict[str],
+                       signature: str) -> bool:
+    """Twilio signs the URL *it* called: behind a proxy that is the public base URL, not this host's address.
+
+    ``raw_path`` keeps the query string exactly as sent (``?FlowEvent=return&foo=bar`` is signed too).
+    """
+    if not signature:
+        return False
+    url = public_base_url.rstrip("/") + raw_path
+    return bool(RequestValidator(auth_token).validate(url, form, signature))
 
 
 def _twiml(text: str) -> web.Response:
@@ -75,8 +83,8 @@ def _check_signature(deps: Deps, request: web.Request, form: MultiDict[str]) -> 
     if not deps.settings.validate_webhook_signature:
         return
     signature = request.headers.get("X-Twilio-Signature", "")
-    validator = RequestValidator(deps.settings.auth_token)
-    if not signature or not validator.validate(_public_url(deps, request), form, signature):
+    if not signature_is_valid(deps.settings.auth_token, deps.settings.public_base_url, request.raw_path, form,
+                              signature):
         raise ApiError(403, 20403, "Invalid or missing X-Twilio-Signature for this webhook URL")
 
 
@@ -89,11 +97,16 @@ def _contact(params: dict[str, str]) -> str:
     return params.get("To" if outbound else "From", "")
 
 
-def _keepalive(deps: Deps, flow_sid: str, attempt: int) -> str:
+def keepalive_twiml(webhook_url: str, attempt: int) -> str:
+    """TwiML that holds a call while the engine is slow: a redirect back here, at most ``MAX_KEEPALIVES`` times.
+
+    After the last one the answer is an empty ``<Response/>`` (Twilio ends the call): a caller is never
+    left in an endless loop of silent redirects if the engine stays down.
+    """
     response = VoiceResponse()
     if attempt <= MAX_KEEPALIVES:
         query = urlencode({"FlowEvent": KEEPALIVE, "KeepAlive": attempt})
-        response.redirect(f"{deps.urls.webhook(flow_sid)}?{query}", method="POST")
+        response.redirect(f"{webhook_url}?{query}", method="POST")
     return str(response)
 
 
@@ -129,7 +142,7 @@ async def _handle(request: web.Request) -> web.Response:
         text = reply.twiml or str(VoiceResponse() if voice else MessagingResponse())
     except TimeoutError:
         outcome = "keepalive" if voice else "timeout"
-        text = _keepalive(deps, flow_sid, attempt + 1) if voice else str(MessagingResponse())
+        text = keepalive_twiml(deps.urls.webhook(flow_sid), attempt + 1) if voice else str(MessagingResponse())
     finally:
         deps.replies.forget(reply_id)
     metrics.WEBHOOK_LATENCY.labels(outcome).observe(time.perf_counter() - started)

@@ -47,6 +47,7 @@ from shared.topics import processor_app_id
 
 from .faust_fixes import drain_buffer_before_commit, seek_unread_to_beginning
 from .machine import handle
+from .reply_sender import install_reply_sender
 from .sprint import Env
 from .state import decode_route_record, encode_route_record
 
@@ -84,6 +85,7 @@ def create_app(settings: Settings, clock: Clock | None = None, worker_id: str = 
     )
     drain_buffer_before_commit(app)
     seek_unread_to_beginning(app, {settings.topic("events")})
+    replies = install_reply_sender(app, settings)
     events = app.topic(settings.topic("events"), key_type=bytes, value_type=bytes,
                        key_serializer="raw", value_serializer="raw", internal=False)
     # One row per route (flow + contact) holds its bookkeeping and active executions: one changelog write per event.
@@ -115,7 +117,7 @@ def create_app(settings: Settings, clock: Clock | None = None, worker_id: str = 
                 await send(topics["timers"], command.timer_id.encode(), None, None, None, None)
             elif isinstance(command, Reply):
                 partition = command.partition if command.partition >= 0 else None
-                await send(topics["replies"], command.reply_id.encode(), encode(command), partition, None, None)
+                await replies.send(topics["replies"], command.reply_id.encode(), encode(command), partition)
         # One message per execution and sprint, keyed by execution sid (ordered on one partition).
         for batch in history_batch(records):
             await send(topics["history"], batch.execution_sid.encode(), encode(batch), None, None, None)
@@ -135,7 +137,7 @@ def create_app(settings: Settings, clock: Clock | None = None, worker_id: str = 
                 continue
             if not catalog.ready.is_set():
                 # After a restart the flows are re-read from Kafka; an event handled before that would
-                # find its flow "gone" and end its execution (81026). Wait until the catalog caught up.
+                # find its flow "gone" and end its execution (20404). Wait until the catalog caught up.
                 await catalog.ready.wait()
             if isinstance(message, StartExecution | WebhookReceived):
                 await catalog.wait_for(message.flow_sid, message.revision, timeout=10.0)

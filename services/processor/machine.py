@@ -55,7 +55,8 @@ def _apply(event: Event, route: RouteState, executions: Mapping[str, ExecutionSt
     state = stored.copy()
     if flow is None:
         sprint = Sprint(state, route, _EMPTY_FLOW, env)
-        sprint.end("failed", 81026, "the flow revision this execution runs is gone")
+        # Studio has no code for this (deleting a flow deletes its executions there): 20404, "not found".
+        sprint.end("failed", 20404, "the flow revision this execution runs is gone (the flow was deleted)")
         return finish(sprint, outcome)
     sprint = Sprint(state, route, flow, env)
     if isinstance(event, EndRequested):
