@@ -45,10 +45,12 @@ test: $(STAMP) kafka prometheus lint
 bench: $(STAMP) kafka
 	$(PY) -m bench.run --scaling
 	$(PY) -m bench.http_worker_overhead --seconds 3
+	$(PY) -m bench.http_worker_pipeline
 	$(PY) -m bench.scheduler_bench
 
 bench-quick: $(STAMP) kafka
 	$(PY) -m bench.run --quick
+	$(PY) -m bench.http_worker_pipeline --burst 5000 --seconds 5
 
 # One scheduler process with 1,000,000 pending timers (memory, lateness, recovery); smaller: TIMERS=100000.
 bench-scheduler: $(STAMP) kafka

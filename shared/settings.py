@@ -75,10 +75,11 @@ class Settings:
     http_max_redirects: int = 5
     http_concurrency: int = 256
 
-    #: The processor's producer linger: batching its many small sends. Measured with make bench (2 cores):
-    #: 4 ms vs 1 ms → 4.9 vs 6.9 ms CPU per execution at overload and 279 vs 162 executions/s, with the
-    #: webhook p50 at 200 calls/s unchanged (11.8 vs 11.0 ms).
-    processor_linger_ms: int = 4
+    #: The processor's producer linger: batching its many small table, history and command sends. Replies
+    #: do not wait for it (they have their own linger-free producer), so it costs webhook TwiML nothing; it
+    #: adds up to this much per HTTP hop to an execution. Measured at 500/s offered (2 cores, overload):
+    #: 4 ms → 207/s at 6.7 ms CPU per execution; 15 ms → 256-269/s at 5.0-5.2 ms; 30 ms → 266/s at 5.4 ms.
+    processor_linger_ms: int = 15
     webhook_reply_budget_seconds: float = 8.0
     rest_reply_budget_seconds: float = 10.0
     max_request_body_bytes: int = 1_048_576
