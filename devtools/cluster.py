@@ -147,12 +147,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cluster")
     parser.add_argument("command", choices=("start", "stop"))
     parser.add_argument("--dir", type=Path, default=ROOT / ".run")
+    parser.add_argument("--free-ports", action="store_true",
+                        help="pick free ports instead of 9092 and 8080-8083 (tests of `make run` use this)")
     args = parser.parse_args(argv)
     if args.command == "stop":
         _stop_from_pid_files(args.dir)
         print("Switchboard stopped.")
         return 0
-    cluster = Cluster.local(args.dir, fixed=True, SWITCHBOARD_LOG_JSON="false")
+    cluster = Cluster.local(args.dir, fixed=not args.free_ports, SWITCHBOARD_LOG_JSON="false")
     cluster.start()
     # Detach: the processes keep running after this command; ``make stop`` stops them by PID.
     from shared.settings import Settings

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["bind", "configure_logging"]
+__all__ = ["bind", "configure_logging", "rebind"]
 
 _fields: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar("log_fields", default=None)
 
@@ -19,6 +19,12 @@ def bind(**fields: str) -> contextvars.Token[dict[str, str] | None]:
     merged = dict(_fields.get() or {})
     merged.update({k: v for k, v in fields.items() if v})
     return _fields.set(merged)
+
+
+def rebind(**fields: str) -> contextvars.Token[dict[str, str] | None]:
+    """Replace the ids attached to this task's log lines (a long-lived loop moving to its next event:
+    ``bind`` would keep the previous event's ids where the new one has none)."""
+    return _fields.set({k: v for k, v in fields.items() if v})
 
 
 class _JsonFormatter(logging.Formatter):

@@ -19,7 +19,8 @@ def main() -> None:
     app = create_app(settings, worker_id=os.environ.get("SWITCHBOARD_WORKER_ID", str(os.getpid())))
     # faust's own CLI spells levels its way ("warn", "crit").
     level = {"warning": "warn", "critical": "crit"}.get(settings.log_level.lower(), settings.log_level.lower())
-    sys.argv = [sys.argv[0], "worker", "--loglevel", level]
+    # --quiet: no banner on stdout, so the log stream is JSON lines only.
+    sys.argv = [sys.argv[0], "--quiet", "worker", "--loglevel", level]
     app.main()
 
 

@@ -24,7 +24,7 @@ from shared import metrics
 from shared.clock import Clock, SystemClock
 from shared.flow_catalog import FlowCatalog, follow_flows
 from shared.kafka import make_reader, read_all_partitions
-from shared.logs import bind
+from shared.logs import rebind
 from shared.messages import (
     CancelTimer,
     DecodeError,
@@ -82,6 +82,10 @@ def create_app(settings: Settings, clock: Clock | None = None, worker_id: str = 
         value_serializer="raw",
         table_cleanup_interval=3600.0,
         datadir=f"/tmp/switchboard-processor-{settings.topic_prefix}{worker_id}",
+        # faust's worker replaces the root logger's handlers with its own (coloured text) when it starts:
+        # hand it ours (configure_logging ran first), so processor logs stay one JSON object per line.
+        loghandlers=list(logging.getLogger().handlers),
+        logging_config={"version": 1, "disable_existing_loggers": False, "root": {"level": settings.log_level.upper()}},
     )
     drain_buffer_before_commit(app)
     seek_unread_to_beginning(app, {settings.topic("events")})
@@ -141,7 +145,7 @@ def create_app(settings: Settings, clock: Clock | None = None, worker_id: str = 
                 await catalog.ready.wait()
             if isinstance(message, StartExecution | WebhookReceived):
                 await catalog.wait_for(message.flow_sid, message.revision, timeout=10.0)
-            bind(execution_sid=getattr(message, "execution_sid", ""), flow_sid=getattr(message, "flow_sid", ""))
+            rebind(execution_sid=getattr(message, "execution_sid", ""), flow_sid=getattr(message, "flow_sid", ""))
             key = event.key
             route, executions = decode_route_record(routes.get(key))
             tp = event.message.tp
@@ -204,3 +208,7 @@ def _count(kind: str, records: list[ExecutionRecord | StepRecord]) -> None:
                 metrics.EXECUTIONS_STARTED.labels(record.name).inc()
         elif record.status == "ended":
             metrics.EXECUTIONS_ENDED.labels(record.end_reason or "completed").inc()
+            error = record.context.get("error") if isinstance(record.context, dict) else None
+            log.info("execution ended", extra={"fields": {
+                "flow_sid": record.flow_sid, "execution_sid": record.sid, "reason": record.end_reason or "completed",
+                "steps": record.step_count, **({"error_code": error.get("code")} if isinstance(error, dict) else {})}})
