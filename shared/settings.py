@@ -77,8 +77,9 @@ class Settings:
 
     #: The processor's producer linger: batching its many small table, history and command sends. Replies
     #: do not wait for it (they have their own linger-free producer), so it costs webhook TwiML nothing; it
-    #: adds up to this much per HTTP hop to an execution. Measured at 500/s offered (2 cores, overload):
-    #: 4 ms → 207/s at 6.7 ms CPU per execution; 15 ms → 256-269/s at 5.0-5.2 ms; 30 ms → 266/s at 5.4 ms.
+    #: adds up to this much per HTTP hop to a REST-started execution. At 500/s offered (2 cores, overload),
+    #: runs interleaved 4/15/4/15 ms: 139, 179, 164, 183 executions/s; 7.8, 6.6, 7.1, 6.8 ms CPU per execution
+    #: (an earlier sequence on a quieter machine: 4 ms 207/s, 15 ms 256-269/s, 30 ms 266/s).
     processor_linger_ms: int = 15
     webhook_reply_budget_seconds: float = 8.0
     rest_reply_budget_seconds: float = 10.0

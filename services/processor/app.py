@@ -48,6 +48,7 @@ from shared.topics import processor_app_id
 from .faust_fixes import drain_buffer_before_commit, seek_unread_to_beginning
 from .machine import handle
 from .reply_sender import install_reply_sender
+from .runner import Outcome
 from .sprint import Env
 from .state import decode_route_record, encode_route_record
 
@@ -107,14 +108,19 @@ def create_app(settings: Settings, clock: Clock | None = None, worker_id: str = 
         finally:
             await reader.stop()
 
-    async def publish(outcome_commands: list[Any], records: list[ExecutionRecord | StepRecord]) -> None:
+    async def publish(outcome: Outcome) -> None:
         async def send(topic: str, key: bytes, value: bytes | None, partition: int | None, *rest: Any) -> Any:
             delivery = await app.producer.send(topic, key, value, partition, *rest)
             return metrics.watch_delivery(topic.removeprefix(settings.topic_prefix), delivery)  # delivery errors
 
-        for command in outcome_commands:
+        for command in outcome.commands:
             if isinstance(command, HttpRequest):
-                await send(topics["http-requests"], command.execution_sid.encode(), encode(command), None, None, None)
+                state = outcome.executions.get(command.execution_sid)
+                if state is not None and state.reply_id:  # a webhook waits for this request's result
+                    await replies.send(topics["http-requests"], command.execution_sid.encode(), encode(command), None)
+                else:
+                    await send(topics["http-requests"], command.execution_sid.encode(), encode(command), None, None,
+                               None)
             elif isinstance(command, ScheduleTimer):
                 await send(topics["timers"], command.timer_id.encode(), encode(command), None, None, None)
             elif isinstance(command, CancelTimer):
@@ -123,7 +129,7 @@ def create_app(settings: Settings, clock: Clock | None = None, worker_id: str = 
                 partition = command.partition if command.partition >= 0 else None
                 await replies.send(topics["replies"], command.reply_id.encode(), encode(command), partition)
         # One message per execution and sprint, keyed by execution sid (ordered on one partition).
-        for batch in history_batch(records):
+        for batch in history_batch(outcome.records):
             await send(topics["history"], batch.execution_sid.encode(), encode(batch), None, None, None)
 
     # A crashed agent must take the worker down (and be restarted), never sit there "ready" doing nothing.
@@ -166,7 +172,7 @@ def create_app(settings: Settings, clock: Clock | None = None, worker_id: str = 
                 routes.pop(key, None)
             else:
                 routes[key] = encode_route_record(outcome.route, executions)
-            await publish(outcome.commands, outcome.records)
+            await publish(outcome)
             if outcome.replayed:
                 log.info("re-sent the outputs of an event applied before a restart", extra={"fields": {
                     "offset": env.offset, "commands": len(outcome.commands), "records": len(outcome.records)}})

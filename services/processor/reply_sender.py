@@ -3,7 +3,9 @@
 A webhook (a caller on the line) or a REST create waits for its reply, so every millisecond a reply sits
 in a producer batch is a millisecond somebody waits. faust's producer lingers
 (``SWITCHBOARD_PROCESSOR_LINGER_MS``) to batch the many table, history and command writes; replies,
-one per request, gain nothing from that and go out at once here.
+one per request, gain nothing from that and go out at once here. So do the HTTP requests a waiting
+webhook depends on (a Make HTTP Request before a call's first TwiML): the caller hears nothing until
+their result is back.
 
 "Nothing lost" is kept: faust flushes its producer before it commits offsets, and the reply producer is
 flushed at that same moment, so no committed event has its reply still in memory (the replay that
@@ -25,14 +27,14 @@ __all__ = ["ReplySender", "install_reply_sender"]
 
 
 class ReplySender:
-    """One linger-free aiokafka producer for the ``replies`` topic."""
+    """One linger-free aiokafka producer for replies and the requests a waiting webhook depends on."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._producer: Any = None  # aiokafka clients must be made inside the running loop: see start()
         self._started = asyncio.Event()
         self._stopped = False
-        self._short_topic = settings.topic("replies").removeprefix(settings.topic_prefix)
+        self._prefix = settings.topic_prefix
 
     async def start(self) -> None:
         self._producer = make_producer(self._settings, "switchboard-processor-replies", linger_ms=0)
@@ -40,10 +42,14 @@ class ReplySender:
         self._started.set()
 
     async def send(self, topic: str, key: bytes, value: bytes, partition: int | None) -> Any:
-        """Hand one reply to the producer; returns its delivery future (counted in produce errors)."""
+        """Hand one record to the producer; returns its delivery future (counted in produce errors).
+
+        With ``partition=None`` the key picks the partition exactly as faust's producer would (both use
+        aiokafka's default murmur2 partitioner), so a record keeps its key's partition whichever sends it.
+        """
         await self._started.wait()
         delivery = await self._producer.send(topic, value, key=key, partition=partition)
-        return metrics.watch_delivery(self._short_topic, delivery)
+        return metrics.watch_delivery(topic.removeprefix(self._prefix), delivery)
 
     async def flush(self) -> None:
         if self._started.is_set() and not self._stopped:
