@@ -9,8 +9,9 @@ flow can be tried end to end without a phone:
   ``speech:<words>``, or ``""`` for no input, in which case Twilio goes on to
   the next verb); ``<Redirect>`` is followed to its URL (any URL — e.g. a TwiML
   app that later redirects back with ``?FlowEvent=return&foo=bar``);
-  ``<Dial>`` and ``<Record>`` post their ``action`` with scripted results
-  (``DialCallStatus``…, ``RecordingUrl``…); ``<Hangup>``/``<Reject>`` or the
+  ``<Dial>``, ``<Record>`` and ``<Enqueue>`` post their ``action`` with scripted
+  results (``DialCallStatus``…, ``RecordingUrl``…, ``QueueResult``: by default
+  the caller hangs up in the queue); ``<Hangup>``/``<Reject>`` or the
   end of a document end the call, and a final status callback
   (``CallStatus=completed``) is POSTed to the flow webhook, as Twilio does when
   the number's "call status changes" URL is the flow.
@@ -73,6 +74,8 @@ class CallScript:
     hangup_during_dial: bool = False  # the caller hangs up while connected (action has CallStatus=completed)
     record: str = "message"  # "message" | "silence" (no action, Twilio goes on) | "hangup" (message, then hang up)
     recording_duration: int = 7
+    queue_result: str = "hangup"  # QueueResult the <Enqueue> action reports; "hangup": the caller hung up waiting
+    queue_time: int = 30
     hangup_when_out_of_input: bool = True
     status_callback: bool = True
     max_requests: int = 200
@@ -82,7 +85,8 @@ class CallScript:
 class Turn:
     """One thing that happened on the simulated line."""
 
-    kind: str  # request | say | play | pause | gather | redirect | dial | record | message | hangup | reject | error | other
+    #: request | say | play | pause | gather | redirect | dial | record | enqueue | message | hangup | reject | error | other
+    kind: str
     text: str = ""
     attrs: Mapping[str, str] = field(default_factory=dict)
 
@@ -275,6 +279,17 @@ class Simulator:
                     return _Next(method, urljoin(url, attrs["action"]), base | result | {"CallStatus": "completed"},
                                  last=True)
                 return _Next(method, urljoin(url, attrs["action"]), base | result)
+            elif tag == "Enqueue":
+                transcript.add("enqueue", text or attrs.get("workflowSid", ""), attrs | {"status": script.queue_result})
+                hung_up = script.queue_result == "hangup"
+                if "action" not in attrs:
+                    if hung_up:
+                        return None
+                    continue  # Twilio goes on with the next verb once the call leaves the queue
+                result = {"QueueResult": script.queue_result, "QueueSid": "QU" + secrets.token_hex(16),
+                          "QueueTime": str(script.queue_time)}
+                return _Next(method, urljoin(url, attrs["action"]),
+                             base | result | ({"CallStatus": "completed"} if hung_up else {}), last=hung_up)
             elif tag in ("Hangup", "Reject"):
                 transcript.add(tag.lower(), attrs.get("reason", ""))
                 return None
@@ -333,7 +348,8 @@ class Simulator:
         return None
 
 
-_INTERESTING = frozenset({"CallStatus", "Digits", "SpeechResult", "DialCallStatus", "RecordingDuration", "Body"})
+_INTERESTING = frozenset({"CallStatus", "Digits", "SpeechResult", "DialCallStatus", "RecordingDuration", "QueueResult",
+                          "Body"})
 
 
 # -- a TwiML app to redirect to ------------------------------------------------------------------
@@ -423,6 +439,7 @@ def _parser() -> argparse.ArgumentParser:
     call.add_argument("--dial-status", default="completed", help="DialCallStatus the <Dial> action reports")
     call.add_argument("--hangup-during-dial", action="store_true")
     call.add_argument("--record", choices=("message", "silence", "hangup"), default="message")
+    call.add_argument("--queue-result", default="hangup", help="QueueResult the <Enqueue> action reports")
     call.add_argument("--param", action="append", default=[], help="extra webhook parameter K=V (repeatable)")
     sms = sub.add_parser("sms", help="send an inbound SMS into a flow")
     sms.add_argument("flow_sid")
@@ -453,7 +470,8 @@ async def _run(args: argparse.Namespace) -> int:
     simulator = Simulator(args.base_url, args.account_sid, args.auth_token)
     if args.command == "call":
         script = CallScript(inputs=args.input, dial_status=args.dial_status,
-                            hangup_during_dial=args.hangup_during_dial, record=args.record)
+                            hangup_during_dial=args.hangup_during_dial, record=args.record,
+                            queue_result=args.queue_result)
         transcript = await simulator.call(args.flow_sid, script, args.from_, args.to, _pairs(args.param))
     else:
         transcript = await simulator.message(args.flow_sid, args.body, args.from_, args.to, _pairs(args.param))

@@ -147,7 +147,7 @@ class HttpRequest:
     execution_sid: str
     route: str
     token: str
-    purpose: str  # "http" | "function" | "message"
+    purpose: str  # "http" | "function" | "message" | "recording" (also the metrics label)
     method: str
     url: str
     content_type: str

@@ -1,13 +1,27 @@
-"""A local stand-in for Twilio's Messages REST API, for tests (``SWITCHBOARD_TWILIO_API_BASE`` points here).
+"""A local stand-in for Twilio's REST API, for tests (``SWITCHBOARD_TWILIO_API_BASE`` points here).
 
-``POST /2010-04-01/Accounts/{AccountSid}/Messages.json`` behaves like Twilio's:
-Basic auth with the account sid and auth token (401/20003 otherwise), form
+It plays the two APIs Switchboard's widgets call, answering like Twilio.
+Every request needs Basic auth with the account sid and auth token (401/20003
+otherwise); a repeated ``I-Twilio-Idempotency-Token`` gets the first successful
+answer again and changes nothing, as Twilio dedupes it.
+
+``POST /2010-04-01/Accounts/{AccountSid}/Messages.json`` (Send Message): form
 fields ``To``, ``From`` or ``MessagingServiceSid``, ``Body``, ``MediaUrl``,
 ``ContentSid``; 201 with a Message resource in JSON (snake_case, ``status``
 ``queued``). Twilio's test numbers fail the same way: ``To=+15005550001`` is
 400/21211 (invalid number), ``To=+15005550009`` is 400/21614 (not a mobile
-number). A repeated ``I-Twilio-Idempotency-Token`` gets the first answer again
-and does not create a second message, as Twilio dedupes it.
+number).
+
+``POST …/Calls/{CallSid}/Recordings.json`` (Call Recording, start): optional
+``RecordingStatusCallback``, ``RecordingStatusCallbackMethod`` (GET/POST),
+``RecordingStatusCallbackEvent`` (repeatable: in-progress, completed, absent),
+``RecordingChannels`` (mono/dual), ``Trim`` (trim-silence/do-not-trim); another value
+is 400 ``Invalid parameter``; otherwise 201 with a Recording
+resource (``status`` ``in-progress``, ``source`` ``StartCallRecordingAPI``).
+``POST …/Calls/{CallSid}/Recordings/{Sid}.json`` with ``Status`` (stopped,
+paused, in-progress) updates it (200); ``Sid`` may be ``Twilio.CURRENT``, the
+call's recording in progress. No such recording is 404/20404. A CallSid given to
+``end_call`` is a call that is over: starting a recording on it is 400/21220.
 
 It runs on its own thread and event loop, so one instance serves a whole test
 session (the cluster is configured with its URL before it starts) while each
@@ -21,14 +35,18 @@ import base64
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from email.utils import formatdate
 from typing import Any
 
 import orjson
 from aiohttp import web
+from multidict import MultiDictProxy
 
-__all__ = ["INVALID_NUMBER", "NOT_MOBILE", "MessagesApi"]
+__all__ = ["CURRENT_RECORDING", "INVALID_NUMBER", "NOT_MOBILE", "MessagesApi"]
 
+CURRENT_RECORDING = "Twilio.CURRENT"
+INVALID_PARAMETER = 20001  # what the stand-in answers a value Twilio would not accept with (400)
 INVALID_NUMBER = "+15005550001"
 NOT_MOBILE = "+15005550009"
 _ERRORS = {
@@ -43,7 +61,9 @@ class MessagesApi:
         self.base = ""
         self._lock = threading.Lock()
         self._messages: list[dict[str, Any]] = []  # created Message resources, oldest first
-        self._attempts: list[dict[str, Any]] = []  # every POST: {"token", "form"}
+        self._recordings: list[dict[str, Any]] = []  # created Recording resources (updated in place), oldest first
+        self._ended_calls: set[str] = set()
+        self._attempts: list[dict[str, Any]] = []  # every POST: {"api", "path", "token", "form", "media"}
         self._by_token: dict[str, tuple[int, bytes]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
@@ -63,7 +83,12 @@ class MessagesApi:
         loop = asyncio.new_event_loop()
         self._loop = loop
         app = web.Application()
-        app.router.add_post("/2010-04-01/Accounts/{account_sid}/Messages.json", self._create)
+        accounts = "/2010-04-01/Accounts/{account_sid}"
+        app.router.add_post(f"{accounts}/Messages.json", self._api("messages", self._create))
+        app.router.add_post(f"{accounts}/Calls/{{call_sid}}/Recordings.json",
+                            self._api("recordings", self._start_recording))
+        app.router.add_post(f"{accounts}/Calls/{{call_sid}}/Recordings/{{sid}}.json",
+                            self._api("recordings", self._update_recording))
         self._runner = web.AppRunner(app, access_log=None)
         loop.run_until_complete(self._runner.setup())
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -88,10 +113,21 @@ class MessagesApi:
         with self._lock:
             return [dict(m) for m in self._messages if to is None or m["to"] == to]
 
-    def attempts(self, to: str | None = None) -> list[dict[str, Any]]:
-        """Every POST received, repeats included."""
+    def attempts(self, to: str | None = None, api: str = "messages") -> list[dict[str, Any]]:
+        """Every POST to ``api`` ("messages" or "recordings") received, repeats included."""
         with self._lock:
-            return [dict(a) for a in self._attempts if to is None or a["form"].get("To") == to]
+            return [dict(a) for a in self._attempts
+                    if a["api"] == api and (to is None or a["form"].get("To") == to)]
+
+    def recordings(self, call_sid: str | None = None) -> list[dict[str, Any]]:
+        """Recordings started (each once), as they are now, optionally only those of ``call_sid``."""
+        with self._lock:
+            return [dict(r) for r in self._recordings if call_sid is None or r["call_sid"] == call_sid]
+
+    def end_call(self, call_sid: str) -> None:
+        """From now on ``call_sid`` is a call that is over (no recording can start on it)."""
+        with self._lock:
+            self._ended_calls.add(call_sid)
 
     async def wait_for(self, to: str, count: int = 1, timeout: float = 20.0) -> list[dict[str, Any]]:
         """Poll (from any event loop) until ``count`` messages to ``to`` exist; return them."""
@@ -121,18 +157,37 @@ class MessagesApi:
             return False
         return user == self.account_sid and password == self.auth_token
 
-    async def _create(self, request: web.Request) -> web.Response:
-        if not self._authorized(request) or request.match_info["account_sid"] != self.account_sid:
-            return self._error(401, 20003, "Authenticate")
-        form = await request.post()
+    def _api(self, api: str, write: Callable[[web.Request, MultiDictProxy[Any]], web.Response]) -> Any:
+        """A handler: authentication, the attempt log and Twilio's idempotency token around one write."""
+
+        async def handle(request: web.Request) -> web.Response:
+            if not self._authorized(request) or request.match_info["account_sid"] != self.account_sid:
+                return self._error(401, 20003, "Authenticate")
+            form = await request.post()
+            token = request.headers.get("I-Twilio-Idempotency-Token", "")
+            with self._lock:
+                self._attempts.append({"api": api, "path": request.path, "token": token,
+                                       "form": {k: str(v) for k, v in form.items()},
+                                       "media": [str(v) for v in form.getall("MediaUrl", [])]})
+                if token and token in self._by_token:
+                    status, body = self._by_token[token]
+                    return web.Response(status=status, body=body, content_type="application/json")
+                response = write(request, form)
+                if token and 200 <= response.status < 300 and isinstance(response.body, bytes):
+                    self._by_token[token] = (response.status, response.body)
+            return response
+
+        return handle
+
+    def _resource(self, status: int, resource: dict[str, Any]) -> web.Response:
+        return web.Response(status=status, body=orjson.dumps(resource), content_type="application/json")
+
+    # -- Messages ------------------------------------------------------------------------------------
+
+    def _create(self, request: web.Request, form: MultiDictProxy[Any]) -> web.Response:
         fields = {k: str(v) for k, v in form.items()}
         media = [str(v) for v in form.getall("MediaUrl", [])]
         token = request.headers.get("I-Twilio-Idempotency-Token", "")
-        with self._lock:
-            self._attempts.append({"token": token, "form": fields, "media": media})
-            if token and token in self._by_token:
-                status, body = self._by_token[token]
-                return web.Response(status=status, body=body, content_type="application/json")
         to = fields.get("To", "")
         if not to:
             return self._error(400, 21604, "A 'To' phone number is required.")
@@ -153,9 +208,46 @@ class MessagesApi:
             "subresource_uris": {"media": f"/2010-04-01/Accounts/{self.account_sid}/Messages/{sid}/Media.json"},
             "to": to, "uri": f"/2010-04-01/Accounts/{self.account_sid}/Messages/{sid}.json",
         }
-        body = orjson.dumps(resource)
-        with self._lock:
-            self._messages.append({**resource, "media_urls": media, "token": token})
-            if token:
-                self._by_token[token] = (201, body)
-        return web.Response(status=201, body=body, content_type="application/json")
+        self._messages.append({**resource, "media_urls": media, "token": token})
+        return self._resource(201, resource)
+
+    # -- Call Recordings -----------------------------------------------------------------------------
+
+    def _start_recording(self, request: web.Request, form: MultiDictProxy[Any]) -> web.Response:
+        call_sid = request.match_info["call_sid"]
+        if call_sid in self._ended_calls:
+            return self._error(400, 21220, "Invalid call state: the call is not in progress")
+        allowed = {"RecordingStatusCallbackMethod": ("GET", "POST"), "RecordingChannels": ("mono", "dual"),
+                   "Trim": ("trim-silence", "do-not-trim")}
+        for name, choices in allowed.items():
+            if name in form and str(form[name]) not in choices:
+                return self._error(400, INVALID_PARAMETER, f"Invalid parameter {name}: {form[name]}")
+        events = [str(e) for e in form.getall("RecordingStatusCallbackEvent", [])] or ["completed"]
+        if any(e not in ("in-progress", "completed", "absent") for e in events):
+            return self._error(400, INVALID_PARAMETER, f"Invalid parameter RecordingStatusCallbackEvent: {events}")
+        now = formatdate(usegmt=True)
+        sid = "RE" + secrets.token_hex(16)
+        resource = {
+            "account_sid": self.account_sid, "api_version": "2010-04-01", "call_sid": call_sid,
+            "conference_sid": None, "channels": 2 if form.get("RecordingChannels") == "dual" else 1,
+            "date_created": now, "date_updated": now, "start_time": now, "duration": None, "sid": sid,
+            "price": None, "price_unit": "USD", "status": "in-progress", "source": "StartCallRecordingAPI",
+            "error_code": None, "encryption_details": None, "track": "both",
+            "uri": f"/2010-04-01/Accounts/{self.account_sid}/Calls/{call_sid}/Recordings/{sid}.json",
+        }
+        self._recordings.append({**resource, "callback": str(form.get("RecordingStatusCallback", "")),
+                                 "callback_events": events})
+        return self._resource(201, resource)
+
+    def _update_recording(self, request: web.Request, form: MultiDictProxy[Any]) -> web.Response:
+        call_sid, sid = request.match_info["call_sid"], request.match_info["sid"]
+        status = str(form.get("Status", ""))
+        if status not in ("stopped", "paused", "in-progress"):
+            return self._error(400, INVALID_PARAMETER, f"Invalid parameter Status: {status!r}")
+        live = ("in-progress", "paused")
+        found = next((r for r in reversed(self._recordings) if r["call_sid"] == call_sid and (
+            r["sid"] == sid or (sid == CURRENT_RECORDING and r["status"] in live))), None)
+        if found is None or found["status"] not in live:
+            return self._error(404, 20404, f"The requested resource {request.path} was not found")
+        found.update(status=status, date_updated=formatdate(usegmt=True))
+        return self._resource(200, {k: v for k, v in found.items() if k not in ("callback", "callback_events")})

@@ -296,3 +296,53 @@ async def test_an_http_widget_slower_than_the_budget_keeps_the_call_alive_and_re
     _, steps, _ = await ended_steps(api, flow_sid)
     assert steps == [("incomingCall", "Trigger", "lookup"), ("success", "lookup", "greet"),
                      ("audioComplete", "greet", "Ended")]
+
+
+# -- Enqueue Call and Call Recording -------------------------------------------------------------
+
+
+def _enqueue_flow() -> dict[str, Any]:
+    return definition(
+        "queue",
+        w("queue", "enqueue-call", {"callComplete": "thanks", "failedToEnqueue": "full", "callFailure": "broken"},
+          queue_name="support", wait_url="https://hold.example.com/music", wait_url_method="GET"),
+        say("thanks", "Thanks for waiting {{widgets.queue.QueueTime}} seconds"), say("full", "The queue is full"),
+        say("broken", "Something went wrong"))
+
+
+@pytest.mark.parametrize("queue_result,said,last", [
+    ("bridged", ["Thanks for waiting 42 seconds"], [("callComplete", "queue", "thanks"),
+                                                    ("audioComplete", "thanks", "Ended")]),
+    ("queue-full", ["The queue is full"], [("failedToEnqueue", "queue", "full"), ("audioComplete", "full", "Ended")]),
+    ("hangup", [], [("callComplete", "queue", "thanks")]),
+], ids=["bridged", "queue-full", "caller-hangs-up-in-the-queue"])
+async def test_an_enqueued_call_resumes_the_flow_on_the_transition_its_queue_result_names(
+        api: Any, sim: Simulator, queue_result: str, said: list[str], last: list[tuple[str, str, str]]) -> None:
+    flow_sid = await api.create_flow(_enqueue_flow())
+    transcript = await sim.call(flow_sid, CallScript(queue_result=queue_result, queue_time=42))
+    (enqueued,) = transcript.of("enqueue")
+    assert (enqueued.text, enqueued.attrs["waitUrl"], enqueued.attrs["waitUrlMethod"]) == (
+        "support", "https://hold.example.com/music", "GET")
+    assert transcript.said == said and not transcript.of("error"), str(transcript)
+    execution, steps, context = await ended_steps(api, flow_sid)
+    assert steps == [("incomingCall", "Trigger", "queue"), *last]
+    queue = context["widgets"]["queue"]
+    assert (queue["QueueResult"], queue["QueueTime"], queue["QueueSid"][:2]) == (queue_result, "42", "QU")
+    assert execution["status"] == "ended"
+
+
+async def test_record_call_on_a_call_twilio_says_is_over_takes_failed_with_twilios_error(
+        api: Any, sim: Simulator, messages_api: Any) -> None:
+    flow_sid = await api.create_flow(definition(
+        "rec", w("rec", "record-call", {"success": "ok", "failed": "ko"}, record_call=True, recording_channels="dual"),
+        say("ok", "Recording"), say("ko", "Not recorded: {{widgets.rec.error}}")))
+    call_sid = "CA" + "e" * 32
+    messages_api.end_call(call_sid)
+    transcript = await sim.call(flow_sid, call_sid=call_sid)
+    assert transcript.said == ["Not recorded: Twilio error 21220: Invalid call state: the call is not in progress "
+                               "(HTTP 400)"], str(transcript)
+    (attempt,) = [a for a in messages_api.attempts(api="recordings") if call_sid in a["path"]]
+    assert attempt["form"] == {"RecordingChannels": "dual"} and attempt["token"].startswith("RQ")
+    assert messages_api.recordings(call_sid) == []
+    _, steps, _ = await ended_steps(api, flow_sid)
+    assert steps[1] == ("failed", "rec", "ko")

@@ -138,6 +138,28 @@ async def test_record_posts_a_recording_or_goes_on_when_silent(fake: Any, mode: 
         assert flow.seen[1]["CallStatus"] == ("completed" if mode == "hangup" else "in-progress")
 
 
+@pytest.mark.parametrize("queue_result,call_status,heard", [
+    ("hangup", "completed", []),
+    ("bridged", "in-progress", ["Back in the flow"]),
+    ("queue-full", "in-progress", ["Back in the flow"]),
+], ids=["caller-hangs-up-in-the-queue", "bridged-then-back-to-the-flow", "queue-full"])
+async def test_enqueue_posts_its_action_with_the_scripted_queue_result(fake: Any, queue_result: str,
+                                                                       call_status: str, heard: list[str]) -> None:
+    flow, sim, session = await fake({
+        "": f'<Response><Enqueue action="{W("callComplete")}" workflowSid="WW1"><Task>{{}}</Task></Enqueue>'
+            "</Response>",
+        "callComplete": "<Response><Say>Back in the flow</Say></Response>"})
+    async with session:
+        transcript = await sim.call(FLOW, CallScript(queue_result=queue_result, queue_time=12))
+    action = flow.seen[1]
+    assert (action["FlowEvent"], action["QueueResult"], action["QueueTime"], action["CallStatus"]) == (
+        "callComplete", queue_result, "12", call_status)
+    assert action["QueueSid"].startswith("QU") and transcript.of("enqueue")[0].text == "WW1"
+    assert transcript.said == heard  # a caller who hung up hears nothing more
+    assert [(p.get("FlowEvent", ""), p["CallStatus"]) for p in flow.seen][-1] == ("", "completed")
+    assert not transcript.of("error")
+
+
 async def test_a_redirect_is_followed_to_another_app_and_back_with_get(fake: Any, http_server: Any) -> None:
     seen: list[dict[str, str]] = []
     flow, sim, session = await fake({"return": "<Response><Say>Back</Say></Response>"})

@@ -3,12 +3,12 @@
 The flows are real Studio exports. Their Run Function / HTTP URLs point at
 Twilio Functions on the internet; here they are re-pointed (same path) at a
 local stub that answers what the flow expects, and TwiML Redirect URLs at a
-local TwiML app. Widgets Switchboard does not run yet end the execution with
-81002 — which is still an end: flow 21 reaches ``record-call`` right after its
-first Say. The ``send-message`` at the end of flow 09 takes ``failed`` here (the
-test cluster's Twilio API base is unreachable). Flow 31 (an autodialer) is not
-here: it starts over REST, not with a call, and its first widget
-(``make-outgoing-call-v2``) is not supported.
+local TwiML app. The cluster's Twilio API base is the local stand-in
+(``messages_api``): flow 21 starts and stops recording the call through its
+Call Recordings API and texts the recording's Sid through its Messages API.
+Widgets Switchboard does not run yet end the execution with 81002 — which is
+still an end. Flow 31 (an autodialer) is not here: it starts over REST, not
+with a call, and its first widget (``make-outgoing-call-v2``) is not supported.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from aiohttp import web
 
 from devtools.simulator import CallScript, Simulator, Transcript, twiml_app
 from tests.conftest import CONFORMANCE
+from tests.integration.messages_api import MessagesApi
 
 STUB_ANSWERS: dict[str, Any] = {
     "/uk-business-hours": "open",  # 07: split_2 starts_with "open"
@@ -46,6 +47,8 @@ class Case:
     hears: list[str] = field(default_factory=list)  # heard at some point
     last_step: tuple[str, str] | None = None  # (event, from widget) of the last step, when it is certain
     app_returns: list[dict[str, str]] | None = None  # what the TwiML app returns with, per redirect
+    recordings: tuple[str, ...] = ()  # status of each recording the call's Call Recording widgets made, in order
+    texted: str | None = None  # a number the flow texts a message naming the call and its first recording
 
 
 CASES = [
@@ -72,8 +75,10 @@ CASES = [
     Case("19-sheikplastk-firstPrototype2.json", CallScript(inputs=["1", "0"]),
          hears=["Our list of products includes:\n\nPlastic credit card, \n\nand so on.",
                 "You will be redirected to our best rep shortly."]),
-    Case("21-tigerfarm-voice-gather-until-code.json", CallScript(inputs=["123"]),
-         said=["Annoucement, turning call recording on."]),
+    Case("21-tigerfarm-voice-gather-until-code.json", CallScript(inputs=["456", "123"]),
+         said=["Annoucement, turning call recording on.", "Record until entered 1 2 3",
+               "Recording completed,\nstop recording."],
+         last_step=("sent", "send_message_1"), recordings=("stopped",), texted="+16505552222"),
     Case("23-twilio-demos-dtolb-gd-poc.json", extra={"HandoffData": '{"conversationId": "CH123"}'},
          last_step=("callCompleted", "ring_browser_agent")),
     Case("29-twilio-professional-services-schedule-flow.json",
@@ -133,7 +138,7 @@ async def _ended(api: Any, flow_sid: str, timeout: float = 30) -> dict[str, Any]
 
 @pytest.mark.parametrize("case", CASES, ids=[c.file[:2] for c in CASES])
 async def test_a_conformance_voice_flow_runs_through_the_simulator_to_an_end(
-        case: Case, api: Any, cluster: Any, settings: Any, http_server: Any) -> None:
+        case: Case, api: Any, cluster: Any, settings: Any, http_server: Any, messages_api: MessagesApi) -> None:
     stub = await http_server(_stub())
     app = await http_server(twiml_app("Connecting you to Flex.", case.app_returns,
                                       base_url=cluster.ingress_url if case.app_returns else None))
@@ -152,6 +157,11 @@ async def test_a_conformance_voice_flow_runs_through_the_simulator_to_an_end(
     assert steps[0]["name"] == "incomingCall"
     if case.last_step is not None:
         assert (steps[-1]["name"], steps[-1]["transitioned_from"]) == case.last_step, steps[-1]
+    recordings = messages_api.recordings(transcript.sid)
+    assert [r["status"] for r in recordings] == list(case.recordings), recordings
+    if case.texted is not None:
+        bodies = [m["body"] for m in messages_api.messages(case.texted)]
+        assert any(transcript.sid in b and recordings[0]["sid"] in b for b in bodies), bodies
 
 
 async def test_the_voicemail_flow_answers_an_sms_with_81002_because_say_play_needs_a_call(

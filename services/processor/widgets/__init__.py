@@ -14,7 +14,7 @@ from shared.flow import State
 from shared.messages import Event
 
 from ..sprint import Next, Park, Sprint
-from . import http, logic, messaging, voice
+from . import http, logic, messaging, recording, voice
 
 __all__ = ["ENTER", "RESUME", "Enter", "Resume"]
 
@@ -33,6 +33,8 @@ ENTER: dict[str, Enter] = {
     "gather-input-on-call": voice.gather_input_on_call,
     "connect-call-to": voice.connect_call_to,
     "record-voicemail": voice.record_voicemail,
+    "enqueue-call": voice.enqueue_call,
+    "record-call": recording.record_call,
 }
 RESUME: dict[str, Resume] = {
     "make-http-request": http.resume,
@@ -44,4 +46,6 @@ RESUME: dict[str, Resume] = {
     "gather-input-on-call": voice.resume_gather,
     "connect-call-to": voice.resume_connect_call_to,
     "record-voicemail": voice.resume_record_voicemail,
+    "enqueue-call": voice.resume_enqueue_call,
+    "record-call": recording.resume_record_call,
 }

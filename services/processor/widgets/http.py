@@ -60,6 +60,7 @@ __all__ = [
     "make_http_request",
     "parse_json_object",
     "request_command",
+    "request_wait",
     "response_outputs",
     "resume",
     "run_function",
@@ -158,7 +159,7 @@ def make_http_request(sprint: Sprint, widget: State) -> Next | Park:
     elif params:
         form, body = params, None
     command = request_command(sprint, "http", method, url, content_type, body, form, query, twilio_auth, False)
-    return Park(_http_wait(sprint, widget, command), (command,))
+    return Park(request_wait(sprint, widget, command), (command,))
 
 
 def run_function(sprint: Sprint, widget: State) -> Next | Park:
@@ -174,7 +175,7 @@ def run_function(sprint: Sprint, widget: State) -> Next | Park:
     if not valid_url(url):
         return _failed("fail", f"81014: the URL {url!r} is not a valid URL; nothing was sent")
     command = request_command(sprint, "function", "POST", url, FORM, None, params, [], False, True)
-    return Park(_http_wait(sprint, widget, command), (command,))
+    return Park(request_wait(sprint, widget, command), (command,))
 
 
 def request_command(sprint: Sprint, purpose: str, method: str, url: str, content_type: str, body: str | None,
@@ -188,8 +189,10 @@ def request_command(sprint: Sprint, purpose: str, method: str, url: str, content
     )
 
 
-def _http_wait(sprint: Sprint, widget: State, command: HttpRequest) -> Wait:
-    return Wait(widget=widget.name, kind="http", token=command.token, started_at=sprint.env.now,
+def request_wait(sprint: Sprint, widget: State, command: HttpRequest, kind: str = "http",
+                 events: tuple[str, ...] = ()) -> Wait:
+    """The wait for ``command``'s result: only the result carrying its request id resumes it (``machine.py``)."""
+    return Wait(widget=widget.name, kind=kind, token=command.token, events=events, started_at=sprint.env.now,
                 data={"request_id": command.request_id})
 
 

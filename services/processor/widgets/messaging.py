@@ -34,7 +34,6 @@ Send & Wait For Reply (``send-and-wait-for-reply``)
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import orjson
@@ -45,12 +44,12 @@ from shared.messages import CancelTimer, Event, HttpResult, ScheduleTimer, Timer
 
 from ..sprint import Next, Park, Sprint
 from ..state import Wait
-from .http import FORM, request_command, truthy
+from . import twilio_api
+from .http import truthy
 
 __all__ = [
     "DEFAULT_TIMEOUT_SECONDS",
     "message_fields",
-    "outbound_variables",
     "resume_send_and_wait",
     "resume_send_message",
     "send_and_wait_for_reply",
@@ -60,39 +59,14 @@ __all__ = [
 DEFAULT_TIMEOUT_SECONDS = 3600
 #: Message statuses that mean the message will never be delivered.
 FAILED_STATUSES = frozenset({"failed", "undelivered", "canceled"})
-_SNAKE = re.compile(r"_([a-z0-9])")
 
 
 class _Unsendable(ValueError):
     """Nothing can be sent; the message says why."""
 
 
-def _pascal(name: str) -> str:
-    return _SNAKE.sub(lambda m: m.group(1).upper(), name[:1].upper() + name[1:])
-
-
-def outbound_variables(body: str) -> dict[str, Any]:
-    """A Twilio Message resource (JSON, snake_case) as Studio's ``outbound.*`` (PascalCase)."""
-    try:
-        resource = orjson.loads(body) if body else {}
-    except orjson.JSONDecodeError:
-        return {}
-    if not isinstance(resource, dict):
-        return {}
-    return {_pascal(key): value for key, value in resource.items() if not isinstance(value, dict | list)}
-
-
 def _twilio_error(result: HttpResult) -> str:
-    """Twilio's REST error body (``code``, ``message``) in words, or the transport failure."""
-    try:
-        body = orjson.loads(result.body) if result.body else None
-    except orjson.JSONDecodeError:
-        body = None
-    if isinstance(body, dict) and ("code" in body or "message" in body):
-        return f"Twilio error {body.get('code', '?')}: {body.get('message', '')} (HTTP {result.status_code})"
-    if result.status_code is not None:
-        return f"81011: the Messages API answered HTTP {result.status_code}"
-    return f"81011: {result.error or result.outcome}"
+    return twilio_api.twilio_error(result, "the Messages API", "81011")
 
 
 def message_fields(sprint: Sprint, props: Any, default_to: str) -> list[list[str]]:
@@ -129,12 +103,8 @@ def message_fields(sprint: Sprint, props: Any, default_to: str) -> list[list[str
 
 def _send(sprint: Sprint, widget: State, kind: str, events: tuple[str, ...] = ()) -> tuple[Wait, list[Any]]:
     """Render and build the send; raises ``_Unsendable`` or ``TemplateError``."""
-    settings = sprint.env.settings
     fields = message_fields(sprint, widget.properties, "{{contact.channel.address}}")
-    url = f"{settings.twilio_api_base.rstrip('/')}/2010-04-01/Accounts/{settings.account_sid}/Messages.json"
-    command = request_command(sprint, "message", "POST", url, FORM, None, fields, [], True, False)
-    wait = Wait(widget=widget.name, kind=kind, token=command.token, events=events, started_at=sprint.env.now,
-                data={"request_id": command.request_id})
+    wait, command = twilio_api.post(sprint, widget, "message", "Messages.json", fields, kind, events)
     return wait, [command]
 
 
@@ -156,7 +126,7 @@ def resume_send_message(sprint: Sprint, widget: State, event: Event) -> Next | N
         return None
     if not event.ok:
         return Next("failed", {"error": _twilio_error(event)})
-    outbound = outbound_variables(event.body)
+    outbound = twilio_api.resource_variables(event.body)
     if str(outbound.get("Status", "")).lower() in FAILED_STATUSES:
         return Next("failed", {"outbound": outbound, "error": f"the message is {outbound['Status']}"})
     return Next("sent", {"outbound": outbound})
@@ -204,7 +174,7 @@ def resume_send_and_wait(sprint: Sprint, widget: State, event: Event) -> Next | 
             return None  # a duplicate result
         if not event.ok:
             return _leave(sprint, wait, "deliveryFailure", {"error": _twilio_error(event)})
-        outbound = outbound_variables(event.body)
+        outbound = twilio_api.resource_variables(event.body)
         if str(outbound.get("Status", "")).lower() in FAILED_STATUSES:
             return _leave(sprint, wait, "deliveryFailure",
                           {"outbound": outbound, "error": f"the message is {outbound['Status']}"})

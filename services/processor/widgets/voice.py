@@ -9,7 +9,7 @@ Twilio's next request names the transition it resumes. Attributes are emitted
 only when the widget sets the property; text and URLs are Liquid-rendered.
 Every parameter of the resuming request (except ``FlowEvent``) is stored at
 ``widgets.NAME.<param>`` (``Digits``, ``SpeechResult``, ``DialCallStatus``,
-``RecordingUrl``, ``CallSid``…).
+``RecordingUrl``, ``QueueResult``, ``CallSid``…).
 
 ``say-play`` → ``audioComplete``::
 
@@ -59,6 +59,28 @@ Every parameter of the resuming request (except ``FlowEvent``) is stored at
   caller hung up, usually after leaving the message) → ``hangup``; an action
   without ``RecordingUrl`` or with ``RecordingDuration`` 0 → ``noAudio``;
   otherwise ``recordingComplete``.
+
+``enqueue-call`` → ``callComplete`` | ``failedToEnqueue`` | ``callFailure``::
+
+    <Response><Enqueue action="WEBHOOK?FlowEvent=callComplete" method="POST" waitUrl=".." waitUrlMethod="GET"
+                       workflowSid="WW…"><Task priority="5" timeout="200">{task_attributes}</Task></Enqueue>
+    </Response>                  (a named queue instead: <Enqueue action method waitUrl…>queue_name</Enqueue>)
+
+  ``workflow_sid`` (TaskRouter) wins over ``queue_name`` when both render
+  non-empty; ``task_attributes`` (a JSON string, Liquid-rendered, passed on as
+  is), ``priority`` and ``timeout`` (whole numbers) only apply to a workflow
+  and go into ``<Task>`` (``{}`` when only priority/timeout are set; no
+  ``<Task>`` when none is). ``waitUrlMethod`` only with a ``wait_url``.
+  Neither a queue nor a workflow → ``failedToEnqueue`` at once, no TwiML.
+  Twilio posts the action when the call leaves the queue; its ``QueueResult``
+  picks the transition (``QUEUE_RESULTS``): ``bridged``,
+  ``bridging-in-process``, ``redirected-from-bridged``, ``hangup``, ``leave``,
+  ``redirected`` → ``callComplete``; ``queue-full`` → ``failedToEnqueue``;
+  ``error``, ``system-error`` and any value Twilio does not document →
+  ``callFailure``. The action's parameters (``QueueResult``, ``QueueSid``,
+  ``QueueTime``, ``CallSid``…) land in ``widgets.NAME``. A final call status
+  callback that arrives before the action (the caller hung up) takes
+  ``callComplete`` with that callback's parameters.
 
 ``add-twiml-redirect`` → ``return`` | ``timeout`` | ``fail``::
 
@@ -113,10 +135,12 @@ __all__ = [
     "MAX_REDIRECT_TIMEOUT",
     "add_twiml_redirect",
     "connect_call_to",
+    "enqueue_call",
     "flow_event_url",
     "gather_input_on_call",
     "record_voicemail",
     "resume_connect_call_to",
+    "resume_enqueue_call",
     "resume_gather",
     "resume_record_voicemail",
     "resume_redirect",
@@ -341,6 +365,61 @@ def resume_record_voicemail(sprint: Sprint, widget: State, event: Event) -> Next
     if event.flow_event == "noAudio" or empty:
         return Next("noAudio", outputs)
     return Next("recordingComplete", outputs)
+
+
+# -- enqueue-call --------------------------------------------------------------------------------
+
+#: The ``<Enqueue>`` action's ``QueueResult`` (Twilio's documented values) → Studio's transition.
+QUEUE_RESULTS = {
+    "bridged": "callComplete",  # dequeued and connected; the action comes once that leg is over
+    "bridging-in-process": "callComplete",
+    "redirected-from-bridged": "callComplete",
+    "hangup": "callComplete",  # the caller hung up while waiting
+    "leave": "callComplete",  # <Leave> in the wait TwiML
+    "redirected": "callComplete",  # moved out of the queue by the REST API
+    "queue-full": "failedToEnqueue",
+    "error": "callFailure",  # bad TwiML in <Enqueue> or the waitUrl document
+    "system-error": "callFailure",
+}
+UNKNOWN_QUEUE_RESULT = "callFailure"
+
+
+def _whole(sprint: Sprint, props: Any, key: str) -> int | None:
+    text = _text(sprint, props, key)
+    return int(text) if text.isdigit() else None
+
+
+def enqueue_call(sprint: Sprint, widget: State) -> Next | Park:
+    stopped = _needs_call(sprint, widget)
+    if stopped:
+        return stopped
+    props = widget.properties
+    workflow, queue = _text(sprint, props, "workflow_sid"), _text(sprint, props, "queue_name")
+    if not (workflow or queue):
+        return Next("failedToEnqueue", {"error": "neither queue_name nor workflow_sid is set (or both rendered "
+                                                 "empty); the call was not enqueued"})
+    wait_url = _text(sprint, props, "wait_url")
+    response = VoiceResponse()
+    enqueue = response.enqueue(None if workflow else queue, **_attrs(
+        action=flow_event_url(sprint, "callComplete"), method="POST", wait_url=wait_url,
+        wait_url_method=_text(sprint, props, "wait_url_method").upper() if wait_url else None,
+        workflow_sid=workflow))
+    if workflow:
+        attributes = _text(sprint, props, "task_attributes")
+        priority, timeout = _whole(sprint, props, "priority"), _whole(sprint, props, "timeout")
+        if attributes or priority is not None or timeout is not None:
+            enqueue.task(attributes or "{}", **_attrs(priority=priority, timeout=timeout))
+    return _park(sprint, widget, ("callComplete", "hangup"), response)
+
+
+def resume_enqueue_call(sprint: Sprint, widget: State, event: Event) -> Next | None:
+    if not isinstance(event, WebhookReceived) or event.flow_event not in ("callComplete", "hangup"):
+        return None
+    outputs = _outputs(event)
+    result = str(outputs.get("QueueResult", "")).strip().lower()
+    if not result and event.flow_event == "hangup":
+        return Next("callComplete", outputs)  # the call ended (status callback) before the action came
+    return Next(QUEUE_RESULTS.get(result, UNKNOWN_QUEUE_RESULT), outputs)
 
 
 # -- add-twiml-redirect --------------------------------------------------------------------------

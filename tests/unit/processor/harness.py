@@ -38,6 +38,19 @@ def flow_of(*states: dict[str, Any], first: str | None = None) -> FlowDefinition
                              "states": [trigger, *states]})
 
 
+def http_result(request: HttpRequest, status: int | None = 200, body: str = "",
+                content_type: str = "application/json", ok: bool | None = None, outcome: str | None = None,
+                error: str = "", headers: dict[str, str] | None = None) -> HttpResult:
+    """What the http-worker reports for ``request``: ``ok`` follows the status unless given."""
+    if ok is None:
+        ok = status is not None and (200 <= status < 300 or (request.accept_3xx and 300 <= status < 400))
+    return HttpResult(
+        request_id=request.request_id, execution_sid=request.execution_sid, route=request.route,
+        token=request.token, ok=ok, status_code=status, content_type=content_type, body=body, error=error,
+        outcome=outcome or (f"{status // 100}xx" if status else "connection_error"), elapsed=0.01,
+        headers=headers or {})
+
+
 class Harness:
     """Holds the tables and applies outcomes; every call returns the Outcome of one event."""
 
@@ -92,13 +105,7 @@ class Harness:
     def result(self, request: HttpRequest, status: int | None = 200, body: str = "",
                content_type: str = "application/json", ok: bool | None = None, outcome: str | None = None,
                error: str = "", headers: dict[str, str] | None = None, **kw: Any) -> Outcome:
-        if ok is None:
-            ok = status is not None and (200 <= status < 300 or (request.accept_3xx and 300 <= status < 400))
-        return self.send(HttpResult(
-            request_id=request.request_id, execution_sid=request.execution_sid, route=request.route,
-            token=request.token, ok=ok, status_code=status, content_type=content_type, body=body, error=error,
-            outcome=outcome or (f"{status // 100}xx" if status else "connection_error"), elapsed=0.01,
-            headers=headers or {}), **kw)
+        return self.send(http_result(request, status, body, content_type, ok, outcome, error, headers), **kw)
 
     def fire(self, timer_id: str, sid: str, token: str, **kw: Any) -> Outcome:
         return self.send(TimerFired(timer_id, sid, ROUTE, token, self.now, self.now), **kw)

@@ -183,12 +183,104 @@ def test_the_record_action_takes_recording_complete_no_audio_or_hangup(flow_even
     assert steps(out) == [(transition, "vm", "Ended")]
 
 
+# -- enqueue-call --------------------------------------------------------------------------------
+
+ENQUEUE_EVENTS = {"callComplete": None, "failedToEnqueue": None, "callFailure": None}
+ENQUEUE_ACTION = f'action="{WEBHOOK}?FlowEvent=callComplete" method="POST"'
+
+ENQUEUE_TWIML_CASES = [
+    ("a named queue is the text of Enqueue, with the hold music URL",
+     {"queue_name": "support-{{trigger.call.To}}", "wait_url": "https://hold.example.com/music",
+      "wait_url_method": "get"},
+     f'<Enqueue {ENQUEUE_ACTION} waitUrl="https://hold.example.com/music" waitUrlMethod="GET">'
+     "support-+15559990000</Enqueue>"),
+    ("a named queue ignores the TaskRouter-only properties",
+     {"queue_name": "support", "priority": 5, "timeout": 60, "task_attributes": '{"a": 1}'},
+     f"<Enqueue {ENQUEUE_ACTION}>support</Enqueue>"),
+    ("a workflow sends the rendered task attributes, priority and timeout as its Task",
+     {"workflow_sid": "WW" + "1" * 32, "priority": 1000, "timeout": "120",
+      "task_attributes": '{"autodialer": "predictive", "to": "{{flow.channel.address}}"}'},
+     f'<Enqueue {ENQUEUE_ACTION} workflowSid="WW{"1" * 32}"><Task priority="1000" timeout="120">'
+     '{"autodialer": "predictive", "to": "+15559990000"}</Task></Enqueue>'),
+    ("a workflow without task properties has no Task",
+     {"workflow_sid": "WW" + "1" * 32, "queue_name": None, "priority": None, "task_attributes": None},
+     f'<Enqueue {ENQUEUE_ACTION} workflowSid="WW{"1" * 32}" />'),
+    ("a workflow with only a priority sends empty task attributes",
+     {"workflow_sid": "WW" + "1" * 32, "priority": 3},
+     f'<Enqueue {ENQUEUE_ACTION} workflowSid="WW{"1" * 32}"><Task priority="3">{{}}</Task></Enqueue>'),
+    ("a workflow wins over a queue name",
+     {"workflow_sid": "WW" + "1" * 32, "queue_name": "support"},
+     f'<Enqueue {ENQUEUE_ACTION} workflowSid="WW{"1" * 32}" />'),
+    ("the wait URL method is left out without a wait URL", {"queue_name": "q", "wait_url_method": "POST"},
+     f"<Enqueue {ENQUEUE_ACTION}>q</Enqueue>"),
+]
+
+
+@pytest.mark.parametrize("props,document", [pytest.param(p, d, id=i) for i, p, d in ENQUEUE_TWIML_CASES])
+def test_enqueue_call_answers_an_enqueue_whose_action_comes_back_to_the_flow(props: dict[str, Any],
+                                                                             document: str) -> None:
+    store = Store(flow(widget("queue", "enqueue-call", ENQUEUE_EVENTS, **props)))
+    out = store.send(call_event())
+    assert twiml(out) == f"{XML}<Response>{document}</Response>"
+    assert store[record(out).sid].wait.events == ("callComplete", "hangup")
+
+
+@pytest.mark.parametrize("queue_result,transition", [
+    ("bridged", "callComplete"), ("bridging-in-process", "callComplete"), ("redirected-from-bridged", "callComplete"),
+    ("hangup", "callComplete"), ("leave", "callComplete"), ("redirected", "callComplete"),
+    ("queue-full", "failedToEnqueue"), ("error", "callFailure"), ("system-error", "callFailure"),
+    ("something-new", "callFailure"), ("", "callFailure"),
+], ids=lambda v: v or "missing")
+def test_the_enqueue_action_takes_the_transition_its_queue_result_names(queue_result: str, transition: str) -> None:
+    store = Store(flow(widget("queue", "enqueue-call", {"callComplete": "done", "failedToEnqueue": "full",
+                                                       "callFailure": "broken"}, queue_name="support"),
+                       *(widget(name, "say-play", {}, say=name) for name in ("done", "full", "broken"))))
+    store.send(call_event())
+    params = {"QueueSid": "QU" + "2" * 32, "QueueTime": "42"} | ({"QueueResult": queue_result} if queue_result else {})
+    out = store.send(call_event(params, flow_event="callComplete"))
+    next_widget = {"callComplete": "done", "failedToEnqueue": "full", "callFailure": "broken"}[transition]
+    assert steps(out) == [(transition, "queue", next_widget)]
+    queue = record(out).context["widgets"]["queue"]
+    assert (queue.get("QueueResult", ""), queue["QueueSid"], queue["QueueTime"]) == (queue_result, "QU" + "2" * 32,
+                                                                                     "42")
+    assert queue["CallSid"] == "CA1" and "FlowEvent" not in queue
+    assert f'<Say loop="1">{next_widget}</Say>' in twiml(out)
+
+
+def test_a_caller_who_hangs_up_in_the_queue_takes_call_complete_and_ends_the_execution() -> None:
+    store = Store(flow(widget("queue", "enqueue-call", {"callComplete": "bye"}, queue_name="support"),
+                       widget("bye", "say-play", {}, say="Thanks")))
+    store.send(call_event())
+    out = store.send(call_event({"QueueResult": "hangup", "CallStatus": "completed"}, flow_event="callComplete"))
+    assert steps(out) == [("callComplete", "queue", "bye")]
+    assert record(out).status == "ended" and record(out).end_reason == "call_ended" and twiml(out) == EMPTY
+
+
+def test_a_status_callback_before_the_enqueue_action_takes_call_complete() -> None:
+    store = Store(flow(widget("queue", "enqueue-call", {"callComplete": None}, queue_name="support")))
+    store.send(call_event())
+    out = store.send(call_event({"CallStatus": "completed", "CallDuration": "30"}))
+    assert steps(out) == [("callComplete", "queue", "Ended")]
+    assert record(out).context["widgets"]["queue"]["CallStatus"] == "completed"
+    late = store.send(call_event({"QueueResult": "hangup", "CallStatus": "completed"}, flow_event="callComplete"))
+    assert late.records == [] and twiml(late) == EMPTY
+
+
+def test_enqueue_call_without_a_queue_or_workflow_takes_failed_to_enqueue_at_once() -> None:
+    store = Store(flow(widget("queue", "enqueue-call", {"failedToEnqueue": "sorry"}, queue_name="{{flow.data.none}}"),
+                       widget("sorry", "say-play", {}, say="Sorry")))
+    out = store.send(call_event())
+    assert steps(out)[1] == ("failedToEnqueue", "queue", "sorry")
+    assert "neither queue_name nor workflow_sid" in record(out).context["widgets"]["queue"]["error"]
+    assert "<Enqueue" not in twiml(out) and '<Say loop="1">Sorry</Say>' in twiml(out)
+
+
 # -- a call-only widget without a call -----------------------------------------------------------
 
 
-def test_a_call_widget_in_a_message_execution_ends_it_with_81002() -> None:
-    store = Store(flow(widget("hello", "say-play", {"audioComplete": None}, say="Hi"),
-                       trigger={"incomingMessage": "hello"}))
+@pytest.mark.parametrize("type_,props", [("say-play", {"say": "Hi"}), ("enqueue-call", {"queue_name": "support"})])
+def test_a_call_widget_in_a_message_execution_ends_it_with_81002(type_: str, props: dict[str, Any]) -> None:
+    store = Store(flow(widget("hello", type_, {}, **props), trigger={"incomingMessage": "hello"}))
     out = store.send(message_event())
     assert steps(out) == [("incomingMessage", "Trigger", "hello"), ("81002", "hello", "Ended")]
     assert record(out).status == "ended" and record(out).context["error"]["code"] == 81002

@@ -43,11 +43,13 @@ class Store(dict):  # type: ignore[type-arg]
         self.routes: dict[str, RouteState] = {}
         self.now = NOW
 
-    def env(self) -> Env:
-        return Env(now=self.now, settings=SETTINGS, flows=lambda sid, rev: self.flow if sid == "FWflow" else None)
+    def env(self, offset: int = -1) -> Env:
+        return Env(now=self.now, settings=SETTINGS, flows=lambda sid, rev: self.flow if sid == "FWflow" else None,
+                   offset=offset)
 
-    def send(self, event: Any, route: str = ROUTE) -> Any:
-        outcome = handle(event, self.routes.get(route, RouteState()), self, self.env())
+    def send(self, event: Any, route: str = ROUTE, offset: int = -1) -> Any:
+        """Handle ``event``; with a Kafka ``offset``, one at or below the last applied is a replay."""
+        outcome = handle(event, self.routes.get(route, RouteState()), self, self.env(offset))
         self.routes[route] = outcome.route
         for sid, state in outcome.executions.items():
             if state is None:
