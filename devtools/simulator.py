@@ -17,6 +17,15 @@ flow can be tried end to end without a phone:
   the number's "call status changes" URL is the flow.
 * **a message** — POSTs the signed incoming-message webhook and records the
   ``<Message>`` replies, following ``<Redirect>``.
+* **an outbound call** (``Simulator.answer``) — plays Twilio placing a call a
+  Calls API request asked for (``To``, ``From``, ``Url``, ``Method``,
+  ``StatusCallback``, ``MachineDetection``… — e.g. Make Outgoing Call's): when
+  the scripted callee answers (``CallScript.outcome="answer"``) it requests
+  ``Url`` with ``CallStatus=in-progress``, ``Direction=outbound-api`` (plus
+  ``AnsweredBy`` when machine detection was asked for), follows the TwiML as
+  for an incoming call, then POSTs ``completed`` to ``StatusCallback``; a
+  ``busy``, ``no-answer``, ``failed`` or ``canceled`` outcome only POSTs that
+  final status to ``StatusCallback``, as Twilio does.
 
 Every request carries ``X-Twilio-Signature`` computed with
 ``twilio.request_validator.RequestValidator.compute_signature`` over the full
@@ -33,6 +42,7 @@ Command line (defaults from ``SWITCHBOARD_PUBLIC_BASE_URL``, ``SWITCHBOARD_ACCOU
 
     python -m devtools.simulator call FWxxx --input 1 --input "speech:yes please"
     python -m devtools.simulator sms FWxxx --body "hello"
+    python -m devtools.simulator answer --to +15550100001 --from +15550109999 --url URL --status-callback URL
     python -m devtools.simulator twiml-app --port 8099 --say "Hi from the app" --param foo=bar
 """
 
@@ -53,9 +63,11 @@ from aiohttp import web
 from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import VoiceResponse
 
-__all__ = ["CallScript", "Simulator", "Transcript", "Turn", "main", "twiml_app"]
+__all__ = ["OUTCOMES", "CallScript", "Simulator", "Transcript", "Turn", "main", "twiml_app"]
 
 API_VERSION = "2010-04-01"
+#: How the callee of an outbound call (``Simulator.answer``) responds: ``answer``, or a final status.
+OUTCOMES = ("answer", "busy", "no-answer", "failed", "canceled")
 
 
 @dataclass
@@ -79,13 +91,16 @@ class CallScript:
     hangup_when_out_of_input: bool = True
     status_callback: bool = True
     max_requests: int = 200
+    outcome: str = "answer"  # outbound calls (``Simulator.answer``): one of ``OUTCOMES``
+    answered_by: str = "human"  # AnsweredBy of an answered outbound call that asked for MachineDetection
 
 
 @dataclass(frozen=True)
 class Turn:
     """One thing that happened on the simulated line."""
 
-    #: request | say | play | pause | gather | redirect | dial | record | enqueue | message | hangup | reject | error | other
+    #: request | say | play | pause | gather | redirect | dial | record | enqueue | message | hangup | reject |
+    #: unanswered (an outbound call's busy/no-answer/failed/canceled outcome) | error | other
     kind: str
     text: str = ""
     attrs: Mapping[str, str] = field(default_factory=dict)
@@ -104,7 +119,7 @@ _SHOWN = frozenset({"voice", "language", "loop", "method", "status", "digits"})
 class Transcript:
     """Everything that happened on one call or message exchange, in order."""
 
-    kind: str  # "call" | "message"
+    kind: str  # "call" | "outbound-call" | "message"
     sid: str
     from_: str
     to: str
@@ -185,9 +200,10 @@ class Simulator:
 
     # -- calls -----------------------------------------------------------------------------------
 
-    def call_params(self, call_sid: str, from_: str, to: str, status: str) -> dict[str, str]:
+    def call_params(self, call_sid: str, from_: str, to: str, status: str,
+                    direction: str = "inbound") -> dict[str, str]:
         return {"AccountSid": self.account_sid, "ApiVersion": API_VERSION, "CallSid": call_sid,
-                "CallStatus": status, "Called": to, "Caller": from_, "Direction": "inbound",
+                "CallStatus": status, "Called": to, "Caller": from_, "Direction": direction,
                 "From": from_, "To": to}
 
     async def call(self, flow_sid: str, script: CallScript | None = None, from_: str = "+15550100001",
@@ -197,9 +213,50 @@ class Simulator:
         script = script or CallScript()
         sid = call_sid or "CA" + secrets.token_hex(16)
         transcript = Transcript("call", sid, from_, to)
-        inputs = list(script.inputs)
         webhook = self.webhook_url(flow_sid)
-        step: _Next | None = _Next("POST", webhook, {**self.call_params(sid, from_, to, "ringing"), **(extra or {})})
+        first = _Next("POST", webhook, {**self.call_params(sid, from_, to, "ringing"), **(extra or {})})
+        await self._converse(transcript, first, script, self.call_params(sid, from_, to, "in-progress"))
+        if script.status_callback:
+            params = self.call_params(sid, from_, to, "completed") | {"CallDuration": "30"}
+            await self._fetch(transcript, _Next("POST", webhook, params))
+        return transcript
+
+    async def answer(self, call: Mapping[str, str], script: CallScript | None = None,
+                     call_sid: str | None = None) -> Transcript:
+        """Play Twilio placing the outbound call a Calls API request asked for; ``call`` is its form fields.
+
+        With ``script.outcome`` ``"answer"`` the callee picks up: ``Url`` is requested (``Method``, POST by
+        default) and its TwiML followed as for an incoming call (``script`` answers the ``<Gather>``s…),
+        then ``completed`` goes to ``StatusCallback``. Any other outcome (``busy``, ``no-answer``,
+        ``failed``, ``canceled``) is only reported to ``StatusCallback``. Every request is signed.
+        """
+        script = script or CallScript()
+        if script.outcome not in OUTCOMES:
+            raise ValueError(f"outcome must be one of {OUTCOMES}, not {script.outcome!r}")
+        sid = call_sid or call.get("Sid") or "CA" + secrets.token_hex(16)
+        from_, to = call.get("From", ""), call.get("To", "")
+        transcript = Transcript("outbound-call", sid, from_, to)
+        base = self.call_params(sid, from_, to, "in-progress", "outbound-api")
+        if script.outcome == "answer":
+            answered = dict(base)
+            if call.get("MachineDetection"):
+                answered |= {"AnsweredBy": script.answered_by, "MachineDetectionDuration": "1800"}
+            first = _Next(call.get("Method") or "POST", call.get("Url", ""), answered)
+            await self._converse(transcript, first, script, base)
+            final, duration = "completed", "30"
+        else:
+            transcript.add("unanswered", script.outcome)
+            final, duration = script.outcome, "0"
+        if call.get("StatusCallback") and script.status_callback:
+            params = self.call_params(sid, from_, to, final, "outbound-api") | {"CallDuration": duration}
+            await self._fetch(transcript, _Next(call.get("StatusCallbackMethod") or "POST", call["StatusCallback"],
+                                                params))
+        return transcript
+
+    async def _converse(self, transcript: Transcript, step: _Next | None, script: CallScript,
+                        base: dict[str, str]) -> None:
+        """Request ``step`` and follow the TwiML answers until the call ends (``base``: every later request's)."""
+        inputs = list(script.inputs)
         requests = 0
         while step is not None:
             requests += 1
@@ -212,12 +269,7 @@ class Simulator:
             if status != 200:
                 transcript.add("error", f"HTTP {status} from {step.url}: {body[:200]}")
                 break  # Twilio would say "an application error has occurred" and hang up
-            step = self._play_call(transcript, body, step.url, inputs, script,
-                                   self.call_params(sid, from_, to, "in-progress"))
-        if script.status_callback:
-            params = self.call_params(sid, from_, to, "completed") | {"CallDuration": "30"}
-            await self._fetch(transcript, _Next("POST", webhook, params))
-        return transcript
+            step = self._play_call(transcript, body, step.url, inputs, script, base)
 
     async def _fetch(self, transcript: Transcript, step: _Next) -> tuple[int, str]:
         shown = {k: v for k, v in step.params.items() if k in _INTERESTING}
@@ -349,7 +401,7 @@ class Simulator:
 
 
 _INTERESTING = frozenset({"CallStatus", "Digits", "SpeechResult", "DialCallStatus", "RecordingDuration", "QueueResult",
-                          "Body"})
+                          "Body", "AnsweredBy"})
 
 
 # -- a TwiML app to redirect to ------------------------------------------------------------------
@@ -441,6 +493,17 @@ def _parser() -> argparse.ArgumentParser:
     call.add_argument("--record", choices=("message", "silence", "hangup"), default="message")
     call.add_argument("--queue-result", default="hangup", help="QueueResult the <Enqueue> action reports")
     call.add_argument("--param", action="append", default=[], help="extra webhook parameter K=V (repeatable)")
+    answer = sub.add_parser("answer", help="play Twilio placing an outbound call (a Calls API request's fields)")
+    answer.add_argument("--to", required=True, help="the number called (the flow's contact)")
+    answer.add_argument("--from", dest="from_", required=True, help="the caller ID (the flow's number)")
+    answer.add_argument("--url", required=True, help="the call's Url (Make Outgoing Call: WEBHOOK?FlowEvent=answered&…)")
+    answer.add_argument("--status-callback", default="", help="the call's StatusCallback")
+    answer.add_argument("--call-sid", default=None)
+    answer.add_argument("--outcome", choices=OUTCOMES, default="answer")
+    answer.add_argument("--machine-detection", default="", help="as sent to the Calls API (adds AnsweredBy)")
+    answer.add_argument("--answered-by", default="human")
+    answer.add_argument("--input", action="append", default=[], help="answer for the next <Gather> (repeatable)")
+    answer.add_argument("--queue-result", default="hangup", help="QueueResult the <Enqueue> action reports")
     sms = sub.add_parser("sms", help="send an inbound SMS into a flow")
     sms.add_argument("flow_sid")
     sms.add_argument("--from", dest="from_", default="+15550100001")
@@ -473,6 +536,12 @@ async def _run(args: argparse.Namespace) -> int:
                             hangup_during_dial=args.hangup_during_dial, record=args.record,
                             queue_result=args.queue_result)
         transcript = await simulator.call(args.flow_sid, script, args.from_, args.to, _pairs(args.param))
+    elif args.command == "answer":
+        call = {"To": args.to, "From": args.from_, "Url": args.url, "StatusCallback": args.status_callback,
+                "MachineDetection": args.machine_detection}
+        script = CallScript(inputs=args.input, queue_result=args.queue_result, outcome=args.outcome,
+                            answered_by=args.answered_by)
+        transcript = await simulator.answer(call, script, args.call_sid)
     else:
         transcript = await simulator.message(args.flow_sid, args.body, args.from_, args.to, _pairs(args.param))
     print(transcript)

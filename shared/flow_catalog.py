@@ -99,6 +99,11 @@ class FlowCatalog:
         published = [r for r in revisions.values() if r.status == "published"]
         return max(published, key=lambda r: r.revision) if published else None
 
+    def latest_revision(self, sid: str, published: bool) -> int | None:
+        """The number of the flow's latest published revision (``published``) or latest revision at all."""
+        record = self.latest_published(sid) if published else self.latest(sid)
+        return record.revision if record is not None else None
+
     def test_users(self, sid: str) -> list[str]:
         """The flow's test users (kept on its latest revision's record)."""
         latest = self.latest(sid)

@@ -147,7 +147,7 @@ class HttpRequest:
     execution_sid: str
     route: str
     token: str
-    purpose: str  # "http" | "function" | "message" | "recording" (also the metrics label)
+    purpose: str  # "http" | "function" | "message" | "recording" | "call" (also the metrics label)
     method: str
     url: str
     content_type: str
@@ -231,6 +231,8 @@ class StepRecord:
     context: JSON
     date_created: float
     date_updated: float
+    #: A subflow's step: the sid of the parent flow's Run Subflow step that runs it ("" otherwise).
+    parent_step_sid: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,8 +313,10 @@ def history_batch(records: list[ExecutionRecord | StepRecord]) -> list[HistoryBa
     snapshots: dict[str, ExecutionRecord] = {}
     for record in records:
         if isinstance(record, StepRecord):
-            steps.setdefault(record.execution_sid, []).append(
-                {name: getattr(record, name) for name in _FIELDS[StepRecord]})
+            step = {name: getattr(record, name) for name in _FIELDS[StepRecord]}
+            if not record.parent_step_sid:
+                del step["parent_step_sid"]  # only subflow steps carry it, so older readers read the rest
+            steps.setdefault(record.execution_sid, []).append(step)
         else:
             snapshots[record.sid] = record
     batches = [

@@ -85,7 +85,8 @@ STUDIO_WIDGET_TYPES = frozenset({
     "trigger", "send-message", "send-and-wait-for-reply", "say-play", "gather-input-on-call", "split-based-on",
     "set-variables", "make-http-request", "run-function", "connect-call-to", "record-voicemail", "record-call",
     "enqueue-call", "send-to-flex", "run-subflow", "add-twiml-redirect", "fork-stream", "capture-payments",
-    "make-outgoing-call", "connect-virtual-agent", "send-to-auto-pilot",
+    "make-outgoing-call", "make-outgoing-call-v1", "make-outgoing-call-v2", "connect-virtual-agent",
+    "send-to-auto-pilot",
 })
 
 

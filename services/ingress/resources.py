@@ -130,7 +130,7 @@ def step_json(record: StepRecord, urls: Urls, full: bool = True) -> dict[str, An
         "account_sid": urls.account_sid,
         "flow_sid": record.flow_sid,
         "execution_sid": record.execution_sid,
-        "parent_step_sid": None,
+        "parent_step_sid": record.parent_step_sid or None,
         "name": record.name,
         "context": record.context if full else None,
         "transitioned_from": record.transitioned_from,

@@ -156,7 +156,7 @@ def create_app(settings: Settings, clock: Clock | None = None, worker_id: str = 
             route, executions = decode_route_record(routes.get(key))
             tp = event.message.tp
             env = Env(now=clock.now(), settings=settings, flows=catalog.definition, offset=event.message.offset,
-                      committed=_committed(app, tp))
+                      committed=_committed(app, tp), latest_revision=catalog.latest_revision)
             try:
                 outcome = handle(message, route, executions, env)
             except Exception:  # noqa: BLE001 - a poison event is skipped (and counted), not crash-looped on

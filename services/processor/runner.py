@@ -10,7 +10,8 @@ from shared.ids import derived_sid
 from shared.liquid_render import TemplateError
 from shared.messages import Command, Event, ExecutionRecord, ScheduleTimer, StepRecord
 
-from .sprint import MAX_STEPS, MAX_STREAK, Next, Park, Sprint
+from . import frames
+from .sprint import MAX_STEPS, MAX_STREAK, Descend, Next, Park, Sprint
 from .state import ExecutionState, RouteState
 from .widgets import ENTER, RESUME
 
@@ -52,16 +53,26 @@ def begin(sprint: Sprint, flow: FlowDefinition, trigger_event: str) -> None:
 
 
 def run(sprint: Sprint, flow: FlowDefinition, name: str | None) -> None:
-    """Enter widgets from ``name`` until one parks, the flow ends, or a limit stops it."""
+    """Enter widgets from ``name`` until one parks, the flow ends, or a limit stops it.
+
+    ``flow`` is the execution's own definition; inside a subflow the subflow's runs (``frames.py``).
+    """
     state = sprint.state
-    while True:
+    while state.status == "active":
+        definition = frames.active_flow(sprint) if state.frames else flow
+        if definition is None:
+            name = frames.fail(sprint, "the subflow's revision is gone (the flow was deleted)")
+            continue
         if name is None:
+            if state.frames:
+                name = frames.ascend(sprint)  # the subflow ended: back to the parent's Run Subflow widget
+                continue
             sprint.end("completed")
             return
-        widget = flow.states.get(name)
+        widget = definition.states.get(name)
         if widget is None:
-            sprint.end("failed", 81002, f"transition to unknown widget {name!r}")
-            return
+            name = _failure(sprint, None, 81002, f"transition to unknown widget {name!r}")
+            continue
         if state.step_count >= MAX_STEPS:
             message = f"Execution exceeded max steps allowed for a flow ({MAX_STEPS})"
             sprint.limit_step(widget, 81000, message)
@@ -76,40 +87,46 @@ def run(sprint: Sprint, flow: FlowDefinition, name: str | None) -> None:
         state.last_widget, state.streak = name, streak
         enter = ENTER.get(widget.type)
         if enter is None:
-            message = f"widget type {widget.type!r} is not supported by Switchboard yet"
-            sprint.limit_step(widget, 81002, message)
-            sprint.end("failed", 81002, message)
-            return
+            name = _failure(sprint, widget, 81002, f"widget type {widget.type!r} is not supported by Switchboard yet")
+            continue
         try:
             result = enter(sprint, widget)
         except TemplateError as exc:
-            _template_failure(sprint, widget, exc)
-            return
+            name = _failure(sprint, widget, 81018, str(exc))
+            continue
         except Exception as exc:  # noqa: BLE001 - a widget bug ends this execution, never the processor
-            _internal_failure(sprint, widget, exc)
-            return
+            name = _failure(sprint, widget, 81002, _internal_error(widget, exc))
+            continue
         if state.status != "active":
             return  # the widget ended the execution (e.g. a TwiML widget after the caller hung up)
         if isinstance(result, Park):
             _park(sprint, result)
             return
+        if isinstance(result, Descend):
+            name = frames.descend(sprint, widget, result)
+            continue
         name = sprint.complete(widget, result)
 
 
 def resume(sprint: Sprint, flow: FlowDefinition, event: Event) -> None:
+    """Resume the widget the execution waits on (in the subflow's definition inside a subflow) with ``event``."""
     state = sprint.state
     assert state.wait is not None
-    widget = flow.states.get(state.wait.widget)
+    definition = frames.active_flow(sprint) if state.frames else flow
+    if definition is None:
+        run(sprint, flow, frames.fail(sprint, "the subflow's revision is gone (the flow was deleted)"))
+        return
+    widget = definition.states.get(state.wait.widget)
     resume = RESUME.get(widget.type) if widget else None
     if widget is None or resume is None:
         return
     try:
         result = resume(sprint, widget, event)
     except TemplateError as exc:
-        _template_failure(sprint, widget, exc)
+        run(sprint, flow, _failure(sprint, widget, 81018, str(exc)))
         return
     except Exception as exc:  # noqa: BLE001 - a widget bug ends this execution, never the processor
-        _internal_failure(sprint, widget, exc)
+        run(sprint, flow, _failure(sprint, widget, 81002, _internal_error(widget, exc)))
         return
     if result is None:
         return
@@ -126,17 +143,23 @@ def _park(sprint: Sprint, result: Park) -> None:
         sprint.twiml = result.twiml
 
 
-def _internal_failure(sprint: Sprint, widget: State, exc: Exception) -> None:
+def _internal_error(widget: State, exc: Exception) -> str:
     # A bug must not crash-loop the processor (the event would be replayed forever): the execution
     # that hit it ends with a step saying what went wrong.
-    message = f"internal error in widget {widget.name!r} ({widget.type}): {type(exc).__name__}: {exc}"
-    sprint.limit_step(widget, 81002, message)
-    sprint.end("failed", 81002, message)
+    return f"internal error in widget {widget.name!r} ({widget.type}): {type(exc).__name__}: {exc}"
 
 
-def _template_failure(sprint: Sprint, widget: State, exc: TemplateError) -> None:
-    sprint.limit_step(widget, 81018, str(exc))
-    sprint.end("failed", 81018, str(exc))
+def _failure(sprint: Sprint, widget: State | None, code: int, message: str) -> str | None:
+    """A widget error: its step records ``code``; the execution ends — inside a subflow, the subflow does.
+
+    Returns the widget to go on with in the parent (Run Subflow's ``failed``), if any.
+    """
+    if widget is not None:
+        sprint.limit_step(widget, code, message)
+    if sprint.state.frames:
+        return frames.fail(sprint, f"{code}: {message}")
+    sprint.end("failed", code, message)
+    return None
 
 
 def finish(sprint: Sprint, outcome: Outcome) -> Outcome:

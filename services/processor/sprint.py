@@ -21,10 +21,14 @@ from shared.settings import Settings
 
 from .state import ExecutionState, RouteState, Wait
 
-__all__ = ["MAX_STEPS", "MAX_STREAK", "Env", "Next", "Park", "Sprint"]
+__all__ = ["MAX_STEPS", "MAX_STREAK", "Descend", "Env", "Next", "Park", "Sprint"]
 
 MAX_STEPS = 1000
 MAX_STREAK = 10
+
+
+def _no_revisions(flow_sid: str, published: bool) -> int | None:
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +42,9 @@ class Env:
     offset: int = -1
     #: The partition's committed offset: events below it will never be replayed (-1: unknown).
     committed: int = -1
+    #: ``(flow sid, published)`` -> the number of the flow's latest published revision (``published``
+    #: true) or of its latest revision, draft or not; ``None`` if it has none (Run Subflow's revisions).
+    latest_revision: Callable[[str, bool], int | None] = _no_revisions
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +65,16 @@ class Park:
     wait: Wait
     commands: tuple[Command, ...] = ()
     twiml: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Descend:
+    """Run Subflow: run revision ``revision`` of ``flow_sid`` (``definition``) inside this execution now."""
+
+    flow_sid: str
+    revision: int
+    definition: FlowDefinition
+    parameters: dict[str, Any]
 
 
 @dataclass
@@ -92,8 +109,11 @@ class Sprint:
 
     # -- steps -------------------------------------------------------------------------------
 
-    def complete(self, widget: State, result: Next) -> str | None:
-        """Record the step for ``widget`` taking ``result.event``; return the next widget's name."""
+    def complete(self, widget: State, result: Next, sid: str = "", started: float | None = None) -> str | None:
+        """Record the step for ``widget`` taking ``result.event``; return the next widget's name.
+
+        ``sid``/``started``: the step's sid and start when fixed beforehand (a Run Subflow step).
+        """
         state = self.state
         nxt = result.target if result.explicit else widget.next_for(result.event)
         if result.outputs is not None:
@@ -108,9 +128,10 @@ class Sprint:
                     outputs["parsed"] = merged_parsed
             widgets[widget.name] = outputs
         index = state.step_count
-        started = state.wait.started_at if state.wait and state.wait.widget == widget.name else self.env.now
+        if started is None:
+            started = state.wait.started_at if state.wait and state.wait.widget == widget.name else self.env.now
         self.steps.append(StepRecord(
-            sid=derived_sid("FT", state.sid, index),
+            sid=sid or derived_sid("FT", state.sid, index),
             execution_sid=state.sid,
             flow_sid=state.flow_sid,
             index=index,
@@ -121,6 +142,7 @@ class Sprint:
             context={"widgets": {widget.name: result.outputs}} if result.outputs is not None else {},
             date_created=started,
             date_updated=self.env.now,
+            parent_step_sid=state.frames[-1].step_sid if state.frames else "",
         ))
         state.step_count += 1
         state.wait = None
@@ -135,6 +157,7 @@ class Sprint:
             index=index, name=str(code), transitioned_from=widget.name, transitioned_to="Ended",
             type=widget.type, context={"error": {"code": code, "message": message}},
             date_created=self.env.now, date_updated=self.env.now,
+            parent_step_sid=state.frames[-1].step_sid if state.frames else "",
         ))
         state.step_count += 1
 
@@ -146,6 +169,8 @@ class Sprint:
             return
         state.status = "ended"
         state.end_reason = reason
+        while state.frames:  # ended inside a subflow: the execution's context is its own flow's again
+            state.leave_frame()
         if code:
             state.context["error"] = {"code": code, "message": message}
         if state.wait and state.wait.timer_id:

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["ExecutionState", "RouteState", "Wait", "decode_route_record", "encode_route_record"]
+__all__ = ["ExecutionState", "Frame", "RouteState", "Wait", "decode_route_record", "encode_route_record"]
 
 
 @dataclass(slots=True)
@@ -39,6 +39,40 @@ class Wait:
                    d.get("twiml", ""), d.get("started_at", 0.0), d.get("data", {}))
 
 
+#: The parts of an execution's context a subflow has its own of; ``contact`` (and ``error``) are shared.
+FRAME_CONTEXT_KEYS = ("flow", "trigger", "widgets")
+
+
+@dataclass(slots=True)
+class Frame:
+    """A subflow the execution is running: entered from the parent's Run Subflow widget ``widget``.
+
+    ``saved`` holds the parent's ``flow``, ``trigger`` and ``widgets`` context while the subflow has
+    its own; ``last_widget``/``streak`` the parent's "same widget in a row" count at the time.
+    ``step_sid`` is the sid the Run Subflow step gets when it is left (the subflow's steps name it
+    as their ``parent_step_sid``); ``started_at`` is when the widget was entered.
+    """
+
+    widget: str
+    flow_sid: str
+    revision: int
+    step_sid: str
+    started_at: float
+    saved: dict[str, Any] = field(default_factory=dict)
+    last_widget: str = ""
+    streak: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"widget": self.widget, "flow_sid": self.flow_sid, "revision": self.revision,
+                "step_sid": self.step_sid, "started_at": self.started_at, "saved": self.saved,
+                "last_widget": self.last_widget, "streak": self.streak}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Frame:
+        return cls(d["widget"], d["flow_sid"], int(d["revision"]), d["step_sid"], d.get("started_at", 0.0),
+                   d.get("saved", {}), d.get("last_widget", ""), d.get("streak", 0))
+
+
 @dataclass(slots=True)
 class ExecutionState:
     """One execution, as stored in the processor's ``executions`` table."""
@@ -68,19 +102,44 @@ class ExecutionState:
     call_released: bool = False
     #: Ids of the webhooks already applied (newest last, bounded), so a replayed webhook is not applied twice.
     webhooks: list[str] = field(default_factory=list)
+    #: The subflows being run, innermost last (Run Subflow); empty in the execution's own flow. Rows
+    #: written before subflows existed have no such field and decode with none.
+    frames: list[Frame] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         d = {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]
         d["wait"] = self.wait.to_dict() if self.wait else None
+        d["frames"] = [frame.to_dict() for frame in self.frames]
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ExecutionState:
         d = dict(d)
         wait = d.pop("wait")
+        frames = d.pop("frames", None) or []
         state = cls(**d)
         state.wait = Wait.from_dict(wait) if wait else None
+        state.frames = [Frame.from_dict(f) for f in frames]
         return state
+
+    def enter_frame(self, frame: Frame, context: dict[str, Any]) -> None:
+        """Start running a subflow: the parent's context parts move into ``frame``, ``context`` replaces them."""
+        frame.saved = {key: self.context[key] for key in FRAME_CONTEXT_KEYS if key in self.context}
+        frame.last_widget, frame.streak = self.last_widget, self.streak
+        for key in FRAME_CONTEXT_KEYS:
+            self.context.pop(key, None)
+        self.context.update(context)
+        self.frames.append(frame)
+        self.last_widget, self.streak = "", 0
+
+    def leave_frame(self) -> Frame:
+        """Back from the innermost subflow: the parent's context parts and widget streak again."""
+        frame = self.frames.pop()
+        for key in FRAME_CONTEXT_KEYS:
+            self.context.pop(key, None)
+        self.context.update(frame.saved)
+        self.last_widget, self.streak = frame.last_widget, frame.streak
+        return frame
 
     def to_bytes(self) -> bytes:
         return orjson.dumps(self.to_dict())

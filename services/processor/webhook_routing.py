@@ -37,6 +37,18 @@ What the request does there:
   neither resumes a Send & Wait For Reply nor starts an execution.
 * Requests for no active execution (``FlowEvent`` or status callbacks for an
   ended execution, a replay of a start already done) get an empty ``<Response/>``.
+
+A call placed by Make Outgoing Call (``widgets/outbound_call.py``) is an
+``outbound-api`` call: its contact is ``To`` (the ingress keys it so), and its
+``Url`` and ``StatusCallback`` name the execution and the wait in the query
+(``FlowExecutionSid``, ``FlowWait``), so they find the execution before its
+``CallSid`` is known. The ``Url`` request (``FlowEvent=answered``) or a final
+status callback for the wait the execution is in resumes it; the answered
+request registers the ``CallSid`` on the route, after which every request of
+that call (its ``FlowEvent`` requests, keep-alives, the final status callback)
+is handled as for an incoming call. A request naming a wait the execution has
+left (a repeated or late callback, an earlier call) changes nothing and gets an
+empty ``<Response/>`` (a stale ``Url`` request is so hung up).
 """
 
 from __future__ import annotations
@@ -53,6 +65,7 @@ from shared.messages import Reply, WebhookReceived
 from .runner import Outcome, begin, finish, new_state, resume
 from .sprint import EMPTY_TWIML, Env, Sprint
 from .state import ExecutionState, RouteState
+from .widgets import outbound_call
 
 __all__ = ["FINAL_CALL_STATUSES", "KEEPALIVE", "route_webhook"]
 
@@ -90,7 +103,10 @@ def _is_message_status(event: WebhookReceived) -> bool:
 
 def _target(event: WebhookReceived, route: RouteState, flow: FlowDefinition | None) -> str | None:
     if event.channel == "voice":
-        return route.calls.get(event.call_sid) if event.call_sid else None
+        if event.call_sid and event.call_sid in route.calls:
+            return route.calls[event.call_sid]
+        placed = outbound_call.execution_of(event.params)  # a call a Make Outgoing Call widget placed
+        return placed if placed in route.active else None
     concurrent_calls = flow is None or flow.allow_concurrent_calls
     call_executions = set(route.calls.values()) if concurrent_calls else set()
     candidates = [sid for sid in route.active if sid not in call_executions]
@@ -118,6 +134,13 @@ def route_webhook(event: WebhookReceived, route: RouteState, executions: Mapping
     sprint = Sprint(state, route, execution_flow, env)
     if event.new_execution_sid in state.webhooks:
         return _reanswer(event, sprint, outcome)  # a replay of a webhook already applied
+    placed = outbound_call.placed_call(state, event.params, event.call_sid)
+    if placed == outbound_call.WAITING:
+        return _placed_call(event, sprint, execution_flow, outcome)
+    if placed == outbound_call.STALE:
+        return _answer(event, outcome)
+    if placed:  # the live call's own request (its final status callback): without the routing parameters
+        event = dataclasses.replace(event, params=outbound_call.call_parameters(event.params))
     if _is_status_callback(event):
         return _call_over(event, sprint, execution_flow, outcome)
     wait = state.wait
@@ -169,6 +192,20 @@ def _call_over(event: WebhookReceived, sprint: Sprint, flow: FlowDefinition, out
         sprint.end("call_ended")  # parked on TwiML nobody will follow any more
     finish(sprint, outcome)
     return _answer(event, outcome)
+
+
+def _placed_call(event: WebhookReceived, sprint: Sprint, flow: FlowDefinition, outcome: Outcome) -> Outcome:
+    """The callee answered the call the execution is placing (``Url``), or its final status came first."""
+    state = sprint.state
+    answered = event.flow_event == outbound_call.ANSWERED
+    if not (answered or _is_status_callback(event)):
+        return _answer(event, outcome)  # e.g. an intermediate status: the wait goes on
+    _applied(state, event)
+    if answered:
+        _take_reply(state, event)  # the flow's next TwiML answers the callee's first request
+    resume(sprint, flow, event)
+    finish(sprint, outcome)
+    return outcome if answered else _answer(event, outcome)
 
 
 def _start(event: WebhookReceived, route: RouteState, flow: FlowDefinition | None, env: Env,

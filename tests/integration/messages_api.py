@@ -1,6 +1,6 @@
 """A local stand-in for Twilio's REST API, for tests (``SWITCHBOARD_TWILIO_API_BASE`` points here).
 
-It plays the two APIs Switchboard's widgets call, answering like Twilio.
+It plays the three APIs Switchboard's widgets call, answering like Twilio.
 Every request needs Basic auth with the account sid and auth token (401/20003
 otherwise); a repeated ``I-Twilio-Idempotency-Token`` gets the first successful
 answer again and changes nothing, as Twilio dedupes it.
@@ -22,6 +22,17 @@ resource (``status`` ``in-progress``, ``source`` ``StartCallRecordingAPI``).
 paused, in-progress) updates it (200); ``Sid`` may be ``Twilio.CURRENT``, the
 call's recording in progress. No such recording is 404/20404. A CallSid given to
 ``end_call`` is a call that is over: starting a recording on it is 400/21220.
+
+``POST …/Calls.json`` (Make Outgoing Call): ``To``, ``From`` and ``Url`` are
+required (400/21201, 21213, 21205); ``Method``/``StatusCallbackMethod`` GET or
+POST, ``Record`` true/false, ``RecordingChannels`` mono/dual, ``Trim``,
+``MachineDetection`` Enable/DetectMessageEnd, ``Timeout`` a whole number of
+seconds; another value is 400 ``Invalid parameter``. ``To=+15005550001`` is
+400/21217 (not a valid phone number). Otherwise 201 with a Call resource
+(``status`` ``queued``, ``direction`` ``outbound-api``). The stand-in only
+records the call: a test plays the callee with ``devtools.simulator``
+(``Simulator.answer(call["form"], script, call["sid"])`` after ``wait_for_call``),
+as Twilio would place it.
 
 It runs on its own thread and event loop, so one instance serves a whole test
 session (the cluster is configured with its URL before it starts) while each
@@ -62,6 +73,7 @@ class MessagesApi:
         self._lock = threading.Lock()
         self._messages: list[dict[str, Any]] = []  # created Message resources, oldest first
         self._recordings: list[dict[str, Any]] = []  # created Recording resources (updated in place), oldest first
+        self._calls: list[dict[str, Any]] = []  # created Call resources with the request's "form", oldest first
         self._ended_calls: set[str] = set()
         self._attempts: list[dict[str, Any]] = []  # every POST: {"api", "path", "token", "form", "media"}
         self._by_token: dict[str, tuple[int, bytes]] = {}
@@ -89,6 +101,7 @@ class MessagesApi:
                             self._api("recordings", self._start_recording))
         app.router.add_post(f"{accounts}/Calls/{{call_sid}}/Recordings/{{sid}}.json",
                             self._api("recordings", self._update_recording))
+        app.router.add_post(f"{accounts}/Calls.json", self._api("calls", self._create_call))
         self._runner = web.AppRunner(app, access_log=None)
         loop.run_until_complete(self._runner.setup())
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -114,7 +127,7 @@ class MessagesApi:
             return [dict(m) for m in self._messages if to is None or m["to"] == to]
 
     def attempts(self, to: str | None = None, api: str = "messages") -> list[dict[str, Any]]:
-        """Every POST to ``api`` ("messages" or "recordings") received, repeats included."""
+        """Every POST to ``api`` ("messages", "recordings" or "calls") received, repeats included."""
         with self._lock:
             return [dict(a) for a in self._attempts
                     if a["api"] == api and (to is None or a["form"].get("To") == to)]
@@ -123,6 +136,22 @@ class MessagesApi:
         """Recordings started (each once), as they are now, optionally only those of ``call_sid``."""
         with self._lock:
             return [dict(r) for r in self._recordings if call_sid is None or r["call_sid"] == call_sid]
+
+    def calls(self, to: str | None = None) -> list[dict[str, Any]]:
+        """Calls created (each once), optionally only those to ``to``; ``form`` is the request's fields."""
+        with self._lock:
+            return [dict(c) for c in self._calls if to is None or c["to"] == to]
+
+    async def wait_for_call(self, to: str, count: int = 1, timeout: float = 20.0) -> dict[str, Any]:
+        """Poll (from any event loop) until ``count`` calls to ``to`` were created; return the newest."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.calls(to)
+            if len(found) >= count:
+                return found[-1]
+            if time.monotonic() > deadline:
+                raise AssertionError(f"expected {count} call(s) to {to} within {timeout}s, got {found}")
+            await asyncio.sleep(0.05)
 
     def end_call(self, call_sid: str) -> None:
         """From now on ``call_sid`` is a call that is over (no recording can start on it)."""
@@ -251,3 +280,35 @@ class MessagesApi:
             return self._error(404, 20404, f"The requested resource {request.path} was not found")
         found.update(status=status, date_updated=formatdate(usegmt=True))
         return self._resource(200, {k: v for k, v in found.items() if k not in ("callback", "callback_events")})
+
+    # -- Calls ---------------------------------------------------------------------------------------
+
+    def _create_call(self, request: web.Request, form: MultiDictProxy[Any]) -> web.Response:
+        fields = {k: str(v) for k, v in form.items()}
+        for name, code in (("To", 21201), ("From", 21213), ("Url", 21205)):
+            if not fields.get(name):
+                return self._error(400, code, f"No '{name}' parameter is specified")
+        if fields["To"] == INVALID_NUMBER:
+            return self._error(400, 21217, f"Phone number {fields['To']} is not a valid phone number")
+        allowed = {"Method": ("GET", "POST"), "StatusCallbackMethod": ("GET", "POST"), "Record": ("true", "false"),
+                   "RecordingChannels": ("mono", "dual"), "Trim": ("trim-silence", "do-not-trim"),
+                   "MachineDetection": ("Enable", "DetectMessageEnd")}
+        for name, choices in allowed.items():
+            if name in fields and fields[name] not in choices:
+                return self._error(400, INVALID_PARAMETER, f"Invalid parameter {name}: {fields[name]}")
+        if not fields.get("Timeout", "60").isdigit():
+            return self._error(400, INVALID_PARAMETER, f"Invalid parameter Timeout: {fields['Timeout']}")
+        now = formatdate(usegmt=True)
+        sid = "CA" + secrets.token_hex(16)
+        resource = {
+            "account_sid": self.account_sid, "annotation": None, "answered_by": None, "api_version": "2010-04-01",
+            "caller_name": None, "date_created": now, "date_updated": now, "direction": "outbound-api",
+            "duration": None, "end_time": None, "forwarded_from": None, "from": fields["From"],
+            "from_formatted": fields["From"], "group_sid": None, "parent_call_sid": None, "phone_number_sid": None,
+            "price": None, "price_unit": "USD", "sid": sid, "start_time": None, "status": "queued",
+            "subresource_uris": {"recordings": f"/2010-04-01/Accounts/{self.account_sid}/Calls/{sid}/Recordings.json"},
+            "to": fields["To"], "to_formatted": fields["To"], "trunk_sid": None,
+            "uri": f"/2010-04-01/Accounts/{self.account_sid}/Calls/{sid}.json", "queue_time": "0",
+        }
+        self._calls.append({**resource, "form": fields})
+        return self._resource(201, resource)

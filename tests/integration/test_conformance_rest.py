@@ -6,9 +6,11 @@ Their HTTP and Function URLs are rewritten to a local server (one path per widge
 API is played by ``messages_api`` and the contact's replies are signed inbound SMS from the simulator. Each
 test asserts the exact path of steps the flow takes.
 
-Flows 01 and 03 are Subflows (their trigger only continues on ``incomingParent``, which needs Run Subflow
-from a parent flow); they run here with the trigger's ``incomingRequest`` wired to the ``incomingParent``
-target instead, so ``trigger.parent.parameters.*`` renders empty.
+Flows 01 and 03 are Subflows (their trigger only continues on ``incomingParent``). They run on their own
+with the trigger's ``incomingRequest`` wired to the ``incomingParent`` target instead (so
+``trigger.parent.parameters.*`` renders empty), and as the subflows of their parents 02 and 04 through Run
+Subflow: the subflow is imported first and the parent's ``flow_sid`` (Twilio's ``FW5012…``) is rewritten to
+the sid it got.
 """
 
 from __future__ import annotations
@@ -111,10 +113,16 @@ class Conversation:
 
 
 async def setup(api: Any, http_server: Any, prefix: str, answers: dict[str, Responder] | None = None,
-                rewire_parent: bool = False) -> tuple[str, Functions]:
+                rewire_parent: bool = False, subflow: str = "") -> tuple[str, Functions]:
+    """Import flow ``prefix`` (after ``subflow``, whose sid its Run Subflow widgets then name) on local URLs."""
     functions = Functions(answers or {})
     base = await http_server(functions.app)
     definition = localise(load(prefix), base)
+    if subflow:
+        subflow_sid = await api.create_flow(localise(load(subflow), base), name=subflow)
+        for state in definition["states"]:
+            if state["type"] == "run-subflow":
+                state["properties"]["flow_sid"] = subflow_sid
     if rewire_parent:
         trigger = definition["states"][0]
         target = next(t["next"] for t in trigger["transitions"] if t["event"] == "incomingParent")
@@ -332,3 +340,89 @@ async def test_01_daily_sit_down_subflow_asks_three_questions_and_saves(
                                      "save_to_airtable"]
     assert steps[-1] == ("success", "save_to_airtable", "Ended")
     assert functions.called() == ["save_to_airtable"]
+
+
+NAMES = {"validate_caller": lambda _: {"valid": True}, "get_names": lambda r: {"name": f"Ann {r['caller'][-4:]}"}}
+#: Flows 02 and 04 up to their Run Subflow widget, the subflow's first question, and from its save onwards.
+INTO_SUBFLOW = [
+    ("incomingMessage", "Trigger", "validate_caller"), ("success", "validate_caller", "get_names"),
+    ("success", "get_names", "ask_questions"), ("incomingParent", "Trigger", "var_name"),
+    ("next", "var_name", "yesterday"), ("incomingMessage", "yesterday", "today")]
+OUT_OF_SUBFLOW = [
+    ("incomingMessage", "impediments", "var_input"), ("next", "var_input", "save_to_airtable"),
+    ("success", "save_to_airtable", "Ended"), ("completed", "ask_questions", "end"),
+    ("incomingMessage", "end", "press_1")]
+
+
+QUESTIONS = ("what did you do yesterday?", "what will you do today?", "what impediments do you have?")
+
+
+def subflow_steps(steps: list[dict[str, Any]], run_subflow: str) -> list[str]:
+    """The widgets of the steps that ran inside the subflow started by the ``run_subflow`` widget's step."""
+    (parent_step,) = [s["sid"] for s in steps if s["transitioned_from"] == run_subflow]
+    return [s["transitioned_from"] for s in steps if s["parent_step_sid"] == parent_step]
+
+
+async def sit_down(talk: Conversation, asks: str, answers: tuple[str, str, str]) -> str:
+    """Text the parent, answer the subflow's three questions (asked with ``asks`` = the name as shown), reply 1."""
+    name = f"Ann {talk.contact[-4:]}"
+    shown = name.upper() if asks == "upcase" else name
+    await talk.text("sit-down")
+    for question, answer in zip(QUESTIONS, answers, strict=True):
+        await talk.reply_to(f"{shown} {question}", answer)
+    await talk.reply_to(f"Thanks, {name} now get back to work.", "1")
+    return name
+
+
+async def test_04_daily_sit_down_parent_runs_its_child_as_a_subflow_and_uses_what_it_returns(
+        api: Any, http_server: Any, messages_api: MessagesApi, sim: Simulator) -> None:
+    flow_sid, functions = await setup(api, http_server, "04", NAMES, subflow="03")
+    talk = Conversation(api, messages_api, sim, flow_sid)
+    name = await sit_down(talk, "upcase", ("the report", "the slides", "none"))
+    await talk.expect("https://airtable.com/shrgxvKyKIJ9pJItw")
+    execution = await only_execution(api, flow_sid)
+    await api.wait_ended(flow_sid, execution["sid"], timeout=40)
+    steps = await api.steps(flow_sid, execution["sid"])
+    assert path(steps) == [
+        *INTO_SUBFLOW,
+        ("incomingMessage", "today", "condition"),
+        ("noMatch", "condition", "impediments"),
+        *OUT_OF_SUBFLOW,
+        ("match", "press_1", "airtable_link"),
+        ("sent", "airtable_link", "Ended"),
+    ]
+    assert subflow_steps(steps, "ask_questions") == [
+        "Trigger", "var_name", "yesterday", "today", "condition", "impediments", "var_input", "save_to_airtable"]
+    assert {s["flow_sid"] for s in steps} == {flow_sid}  # one execution, one list of steps
+    assert functions.called() == ["validate_caller", "get_names", "save_to_airtable"]
+    saved = functions.calls[-1][1]
+    assert (saved["name"], saved["number"], saved["yesterday"], saved["today"], saved["impediments"]) == (
+        name, talk.contact, "the report", "the slides", "none")
+    ctx = await context(api, flow_sid, execution["sid"])
+    returned = ctx["widgets"]["ask_questions"]
+    assert (returned["name"], returned["today"], returned["number"]) == (name, "the slides", talk.contact)
+    assert ctx["flow"]["variables"] == {} and ctx["flow"]["flow_sid"] == flow_sid  # the parent's own again
+
+
+async def test_02_daily_sit_down_runs_its_subflow_then_waits_on_its_own_last_question(
+        api: Any, http_server: Any, messages_api: MessagesApi, sim: Simulator) -> None:
+    flow_sid, functions = await setup(api, http_server, "02", NAMES, subflow="01")
+    talk = Conversation(api, messages_api, sim, flow_sid)
+    name = await sit_down(talk, "as is", ("tests", "more tests", "none"))
+    # Its split reads widgets.send_and_reply_1 (a widget it does not have): noMatch asks again, for an hour.
+    await talk.expect(f"Thanks, {name} now get back to work.")
+    execution = await only_execution(api, flow_sid, ended=False)
+    code, body = await api.post(f"/v2/Flows/{flow_sid}/Executions/{execution['sid']}", {"Status": "ended"})
+    assert code == 200, body
+    await api.wait_ended(flow_sid, execution["sid"])
+    steps = await api.steps(flow_sid, execution["sid"])
+    assert path(steps) == [
+        *INTO_SUBFLOW,
+        ("incomingMessage", "today", "impediments"),
+        *OUT_OF_SUBFLOW,
+        ("noMatch", "press_1", "end"),
+    ]
+    assert subflow_steps(steps, "ask_questions") == [
+        "Trigger", "var_name", "yesterday", "today", "impediments", "var_input", "save_to_airtable"]
+    assert functions.called() == ["validate_caller", "get_names", "save_to_airtable"]
+    assert (await context(api, flow_sid, execution["sid"]))["widgets"]["ask_questions"]["yesterday"] == "tests"

@@ -207,3 +207,63 @@ async def test_the_command_line_places_a_call_and_prints_the_transcript(fake: An
     assert lines[0].startswith("call CA") and "  say: Menu" in lines and "  gather: 3" in lines
     assert "  say: Thanks" in lines and lines[-1].endswith("CallStatus=completed")
     assert flow.seen[1]["Digits"] == "3"
+
+
+# -- outbound calls: Twilio placing a call a Calls API request asked for ---------------------------
+
+
+def outbound_call(base: str, **extra: str) -> dict[str, str]:
+    """The form fields of a Calls API request whose Url and StatusCallback point at the fake flow."""
+    routing = "FlowExecutionSid=FN1&FlowWait=4"
+    return {"To": "+15550002", "From": "+15550001", "Url": f"{base}{PATH}?FlowEvent=answered&{routing}",
+            "Method": "POST", "StatusCallback": f"{base}{PATH}?{routing}", "StatusCallbackMethod": "POST", **extra}
+
+
+async def test_an_answered_outbound_call_requests_its_url_follows_the_twiml_then_reports_completed(fake: Any) -> None:
+    flow, sim, session = await fake({
+        "answered": f'<Response><Say>Hello</Say><Redirect>{W("audioComplete")}</Redirect></Response>',
+        "audioComplete": "<Response><Say>Bye</Say></Response>"})
+    async with session:
+        transcript = await sim.answer(outbound_call(flow.base, MachineDetection="Enable"),
+                                      CallScript(answered_by="machine_start"), call_sid="CA9")
+    assert transcript.kind == "outbound-call" and transcript.sid == "CA9" and not transcript.of("error")
+    assert transcript.said == ["Hello", "Bye"]
+    assert [(p.get("FlowEvent", ""), p["CallStatus"], p.get("FlowWait")) for p in flow.seen] == [
+        ("answered", "in-progress", "4"), ("audioComplete", "in-progress", None), ("", "completed", "4")]
+    first = flow.seen[0]
+    assert (first["Direction"], first["CallSid"], first["From"], first["To"]) == (
+        "outbound-api", "CA9", "+15550001", "+15550002")
+    assert first["AnsweredBy"] == "machine_start" and "AnsweredBy" not in flow.seen[1]
+    assert flow.seen[-1]["CallDuration"] == "30" and flow.seen[-1]["Direction"] == "outbound-api"
+
+
+async def test_without_machine_detection_an_answered_call_carries_no_answered_by(fake: Any) -> None:
+    flow, sim, session = await fake({"answered": "<Response><Say>Hi</Say></Response>"})
+    async with session:
+        await sim.answer(outbound_call(flow.base), CallScript(status_callback=False))
+    assert len(flow.seen) == 1 and "AnsweredBy" not in flow.seen[0]
+
+
+@pytest.mark.parametrize("outcome", ["busy", "no-answer", "failed", "canceled"])
+async def test_an_unanswered_outbound_call_only_reports_its_final_status(fake: Any, outcome: str) -> None:
+    flow, sim, session = await fake({})
+    async with session:
+        transcript = await sim.answer(outbound_call(flow.base), CallScript(outcome=outcome))
+    assert [(p.get("FlowEvent", ""), p["CallStatus"], p["CallDuration"], p["Direction"], p["FlowWait"])
+            for p in flow.seen] == [("", outcome, "0", "outbound-api", "4")]
+    assert transcript.of("unanswered")[0].text == outcome and transcript.sid.startswith("CA")
+
+
+async def test_the_command_line_answers_an_outbound_call(fake: Any) -> None:
+    flow, _, session = await fake({"answered": "<Response><Say>Hello callee</Say></Response>"})
+    await session.close()
+    call = outbound_call(flow.base)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "devtools.simulator", "--base-url", flow.base, "--account-sid", ACCOUNT,
+        "--auth-token", TOKEN, "answer", "--to", call["To"], "--from", call["From"], "--url", call["Url"],
+        "--status-callback", call["StatusCallback"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, err.decode()
+    lines = out.decode().splitlines()
+    assert lines[0].startswith("outbound-call CA") and "  say: Hello callee" in lines
+    assert [p["CallStatus"] for p in flow.seen] == ["in-progress", "completed"]

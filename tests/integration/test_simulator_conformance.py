@@ -7,14 +7,20 @@ local TwiML app. The cluster's Twilio API base is the local stand-in
 (``messages_api``): flow 21 starts and stops recording the call through its
 Call Recordings API and texts the recording's Sid through its Messages API.
 Widgets Switchboard does not run yet end the execution with 81002 — which is
-still an end. Flow 31 (an autodialer) is not here: it starts over REST, not
-with a call, and its first widget (``make-outgoing-call-v2``) is not supported.
+still an end.
+
+Flow 31 (an autodialer) starts over REST, not with a call: its Make Outgoing
+Call widget asks the stand-in's Calls API for a call to the contact, and the
+simulator then plays Twilio placing it (``Simulator.answer``): answered (the
+announcement, then the call is enqueued to a TaskRouter workflow), busy or not
+answered (the flow texts the contact instead), or refused by the Calls API.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +32,7 @@ from aiohttp import web
 
 from devtools.simulator import CallScript, Simulator, Transcript, twiml_app
 from tests.conftest import CONFORMANCE
-from tests.integration.messages_api import MessagesApi
+from tests.integration.messages_api import INVALID_NUMBER, MessagesApi
 
 STUB_ANSWERS: dict[str, Any] = {
     "/uk-business-hours": "open",  # 07: split_2 starts_with "open"
@@ -176,3 +182,58 @@ async def test_the_voicemail_flow_answers_an_sms_with_81002_because_say_play_nee
     steps = await api.steps(flow_sid, execution["sid"])
     assert [(s["name"], s["transitioned_from"]) for s in steps] == [("incomingMessage", "Trigger"),
                                                                     ("81002", "welcome_message")]
+
+
+AUTODIALER = "31-vernig-autodialer.json"
+REASON = "renew your contract"
+AUTODIALER_PATHS = {
+    "answer": [("answered", "initate_call", "announce"), ("audioComplete", "announce", "enqueue"),
+               ("callComplete", "enqueue", "Ended")],
+    "busy": [("busy", "initate_call", "send_message"), ("sent", "send_message", "Ended")],
+    "no-answer": [("noAnswer", "initate_call", "send_message"), ("sent", "send_message", "Ended")],
+    "refused": [("failed", "initate_call", "Ended")],
+}
+
+
+@pytest.mark.parametrize("outcome", list(AUTODIALER_PATHS))
+async def test_the_autodialer_calls_the_contact_through_the_simulator_to_its_end(
+        outcome: str, api: Any, cluster: Any, settings: Any, messages_api: MessagesApi) -> None:
+    definition = json.loads((CONFORMANCE / AUTODIALER).read_text())
+    flow_sid = await api.create_flow(definition, name=AUTODIALER)
+    contact = INVALID_NUMBER if outcome == "refused" else f"+1555{uuid.uuid4().int % 10**7:07d}"
+    created = await api.start(flow_sid, to=contact, params={"reason": REASON, "ui": "desk-7"})
+    assert created["status"] == "active"
+    if outcome != "refused":
+        call = await messages_api.wait_for_call(contact)
+        sent = call["form"]
+        assert (sent["To"], sent["From"], sent["Timeout"], sent["MachineDetection"]) == (
+            contact, "+15559990000", "20", "Enable")
+        assert "Record" not in sent and sent["Url"].startswith(f"{cluster.ingress_url}/v1/Accounts/")
+        async with aiohttp.ClientSession() as session:
+            simulator = Simulator(cluster.ingress_url, settings.account_sid, settings.auth_token, session)
+            script = CallScript(outcome=outcome, queue_result="bridged")
+            transcript = await simulator.answer(sent, script, call["sid"])
+        print(transcript)  # shown with -s, and by pytest when the test fails
+        assert not transcript.of("error"), str(transcript)
+    execution = await _ended(api, flow_sid)
+    steps = await api.steps(flow_sid, execution["sid"])
+    assert [(s["name"], s["transitioned_from"], s["transitioned_to"]) for s in steps] == [
+        ("incomingRequest", "Trigger", "initate_call"), *AUTODIALER_PATHS[outcome]]
+    code, body = await api.get(f"/v2/Flows/{flow_sid}/Executions/{execution['sid']}/Context")
+    assert code == 200, body
+    placed = body["context"]["widgets"]["initate_call"]
+    if outcome == "answer":
+        assert transcript.said == [f"Hello, we are calling you today to  {REASON} . Please wait while we connect "
+                                   "you with an agent."], str(transcript)
+        (enqueue,) = transcript.of("enqueue")
+        assert enqueue.attrs["workflowSid"] == "WW573b22630835278b6ae66155e7a59fd7"
+        assert (placed["CallSid"], placed["AnsweredBy"], placed["Direction"]) == (call["sid"], "human", "outbound-api")
+        assert body["context"]["widgets"]["enqueue"]["QueueResult"] == "bridged"
+    elif outcome == "refused":
+        assert "21217" in placed["error"] and messages_api.calls(contact) == []
+    else:
+        assert (placed["CallSid"], placed["CallStatus"]) == (call["sid"], outcome)
+        assert not transcript.said
+        (message,) = messages_api.messages(contact)
+        assert message["body"] == (f"Hi, we tried to reach you today to discuss about {REASON}. Please give us a "
+                                   "call a callback")

@@ -13,12 +13,12 @@ from collections.abc import Callable
 from shared.flow import State
 from shared.messages import Event
 
-from ..sprint import Next, Park, Sprint
-from . import http, logic, messaging, recording, voice
+from ..sprint import Descend, Next, Park, Sprint
+from . import http, logic, messaging, outbound_call, recording, subflow, voice
 
 __all__ = ["ENTER", "RESUME", "Enter", "Resume"]
 
-Enter = Callable[[Sprint, State], Next | Park]
+Enter = Callable[[Sprint, State], Next | Park | Descend]  # Descend: Run Subflow runs a subflow now
 Resume = Callable[[Sprint, State, Event], Next | Park | None]
 
 ENTER: dict[str, Enter] = {
@@ -35,6 +35,8 @@ ENTER: dict[str, Enter] = {
     "record-voicemail": voice.record_voicemail,
     "enqueue-call": voice.enqueue_call,
     "record-call": recording.record_call,
+    "make-outgoing-call-v2": outbound_call.make_outgoing_call,
+    "run-subflow": subflow.run_subflow,
 }
 RESUME: dict[str, Resume] = {
     "make-http-request": http.resume,
@@ -48,4 +50,5 @@ RESUME: dict[str, Resume] = {
     "record-voicemail": voice.resume_record_voicemail,
     "enqueue-call": voice.resume_enqueue_call,
     "record-call": recording.resume_record_call,
+    "make-outgoing-call-v2": outbound_call.resume_make_outgoing_call,
 }

@@ -146,6 +146,7 @@ __all__ = [
     "resume_redirect",
     "resume_say_play",
     "say_play",
+    "webhook_url",
 ]
 
 MAX_REDIRECT_TIMEOUT = 14400
@@ -154,11 +155,15 @@ FINAL_CALL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "ca
 NOUNS = ("number", "client", "sip", "sim", "conference")
 
 
+def webhook_url(sprint: Sprint) -> str:
+    """The flow webhook on the public base URL (``WEBHOOK`` above)."""
+    settings = sprint.env.settings
+    return f"{settings.public_base_url.rstrip('/')}/v1/Accounts/{settings.account_sid}/Flows/{sprint.state.flow_sid}"
+
+
 def flow_event_url(sprint: Sprint, event: str) -> str:
     """The flow webhook on the public base URL, naming the transition the next request resumes."""
-    settings = sprint.env.settings
-    base = f"{settings.public_base_url.rstrip('/')}/v1/Accounts/{settings.account_sid}/Flows/{sprint.state.flow_sid}"
-    return f"{base}?{urlencode({'FlowEvent': event})}"
+    return f"{webhook_url(sprint)}?{urlencode({'FlowEvent': event})}"
 
 
 # -- helpers -------------------------------------------------------------------------------------
