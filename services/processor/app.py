@@ -46,6 +46,7 @@ from shared.settings import Settings
 from shared.topics import processor_app_id
 
 from .faust_fixes import drain_buffer_before_commit, seek_unread_to_beginning
+from .gaps import GapDetector, read_range
 from .machine import handle
 from .reply_sender import install_reply_sender
 from .runner import Outcome
@@ -132,53 +133,75 @@ def create_app(settings: Settings, clock: Clock | None = None, worker_id: str = 
         for batch in history_batch(outcome.records):
             await send(topics["history"], batch.execution_sid.encode(), encode(batch), None, None, None)
 
+    async def handle_record(key: bytes, value: bytes | None, tp: Any, offset: int) -> None:
+        """Decode one event, run the state machine on it, store the route's row, send the outputs."""
+        try:
+            message = decode(value or b"")
+        except DecodeError as exc:
+            log.error("dropping an undecodable event", extra={"fields": {"error": str(exc)}})
+            metrics.PROCESSOR_EVENTS.labels("undecodable", "dropped").inc()
+            return
+        if not isinstance(message, StartExecution | WebhookReceived | HttpResult | TimerFired | EndRequested):
+            metrics.PROCESSOR_EVENTS.labels(message.kind, "dropped").inc()
+            return
+        if not catalog.ready.is_set():
+            # After a restart the flows are re-read from Kafka; an event handled before that would
+            # find its flow "gone" and end its execution (20404). Wait until the catalog caught up.
+            await catalog.ready.wait()
+        if isinstance(message, StartExecution | WebhookReceived):
+            await catalog.wait_for(message.flow_sid, message.revision, timeout=10.0)
+        rebind(execution_sid=getattr(message, "execution_sid", ""), flow_sid=getattr(message, "flow_sid", ""))
+        route, executions = decode_route_record(routes.get(key))
+        env = Env(now=clock.now(), settings=settings, flows=catalog.definition, offset=offset,
+                  committed=_committed(app, tp), latest_revision=catalog.latest_revision)
+        try:
+            outcome = handle(message, route, executions, env)
+        except Exception:  # noqa: BLE001 - a poison event is skipped (and counted), not crash-looped on
+            log.exception("the state machine failed on an event; skipping it")
+            metrics.PROCESSOR_EVENTS.labels(message.kind, "failed").inc()
+            return
+        for sid, state in outcome.executions.items():
+            if state is None:
+                executions.pop(sid, None)
+            else:
+                executions[sid] = state
+        if outcome.route.empty and not executions:
+            routes.pop(key, None)
+        else:
+            routes[key] = encode_route_record(outcome.route, executions)
+        await publish(outcome)
+        if outcome.replayed:
+            log.info("re-sent the outputs of an event applied before a restart", extra={"fields": {
+                "offset": env.offset, "commands": len(outcome.commands), "records": len(outcome.records)}})
+            metrics.PROCESSOR_EVENTS.labels(message.kind, "replayed").inc()
+        else:
+            _count(message.kind, outcome.records)
+
+    gaps = GapDetector()
+    gap_reader: list[Any] = []  # made on first use, inside the running loop
+
+    async def fill_gap(tp: Any, start: int, end: int) -> None:
+        """Read back and handle the events faust skipped on ``tp`` (``gaps.py``)."""
+        if not gap_reader:
+            reader = make_reader(settings, "processor-gaps")
+            await reader.start()
+            gap_reader.append(reader)
+        records = await read_range(gap_reader[0], tp.topic, tp.partition, start, end)
+        log.warning("events were skipped by the consumer; read back and handled", extra={"fields": {
+            "partition": tp.partition, "from": start, "to": end, "records": len(records)}})
+        for record in records:
+            metrics.PROCESSOR_EVENTS.labels("skipped", "refetched").inc()
+            await handle_record(record.key, record.value, tp, record.offset)
+
     # A crashed agent must take the worker down (and be restarted), never sit there "ready" doing nothing.
     @app.agent(events, concurrency=1, supervisor_strategy=CrashingSupervisor)
     async def process(stream: Any) -> None:
         async for event in stream.events():
-            try:
-                message = decode(event.value)
-            except DecodeError as exc:
-                log.error("dropping an undecodable event", extra={"fields": {"error": str(exc)}})
-                metrics.PROCESSOR_EVENTS.labels("undecodable", "dropped").inc()
-                continue
-            if not isinstance(message, StartExecution | WebhookReceived | HttpResult | TimerFired | EndRequested):
-                metrics.PROCESSOR_EVENTS.labels(message.kind, "dropped").inc()
-                continue
-            if not catalog.ready.is_set():
-                # After a restart the flows are re-read from Kafka; an event handled before that would
-                # find its flow "gone" and end its execution (20404). Wait until the catalog caught up.
-                await catalog.ready.wait()
-            if isinstance(message, StartExecution | WebhookReceived):
-                await catalog.wait_for(message.flow_sid, message.revision, timeout=10.0)
-            rebind(execution_sid=getattr(message, "execution_sid", ""), flow_sid=getattr(message, "flow_sid", ""))
-            key = event.key
-            route, executions = decode_route_record(routes.get(key))
-            tp = event.message.tp
-            env = Env(now=clock.now(), settings=settings, flows=catalog.definition, offset=event.message.offset,
-                      committed=_committed(app, tp), latest_revision=catalog.latest_revision)
-            try:
-                outcome = handle(message, route, executions, env)
-            except Exception:  # noqa: BLE001 - a poison event is skipped (and counted), not crash-looped on
-                log.exception("the state machine failed on an event; skipping it")
-                metrics.PROCESSOR_EVENTS.labels(message.kind, "failed").inc()
-                continue
-            for sid, state in outcome.executions.items():
-                if state is None:
-                    executions.pop(sid, None)
-                else:
-                    executions[sid] = state
-            if outcome.route.empty and not executions:
-                routes.pop(key, None)
-            else:
-                routes[key] = encode_route_record(outcome.route, executions)
-            await publish(outcome)
-            if outcome.replayed:
-                log.info("re-sent the outputs of an event applied before a restart", extra={"fields": {
-                    "offset": env.offset, "commands": len(outcome.commands), "records": len(outcome.records)}})
-                metrics.PROCESSOR_EVENTS.labels(message.kind, "replayed").inc()
-            else:
-                _count(message.kind, outcome.records)
+            tp, offset = event.message.tp, event.message.offset
+            gap = gaps.missing(tp, app.consumer_generation_id, offset, _committed(app, tp))
+            if gap is not None:
+                await fill_gap(tp, *gap)
+            await handle_record(event.key, event.value, tp, offset)
 
     @app.page("/metrics")
     async def metrics_page(self: Any, request: Any) -> Any:

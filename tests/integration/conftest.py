@@ -127,3 +127,14 @@ async def http_server() -> AsyncIterator[Callable[[web.Application], Any]]:
     yield start
     for runner in runners:
         await runner.cleanup()
+
+
+@pytest.fixture
+async def bob_service(http_server: Callable[[web.Application], Any]) -> str:
+    """A service on 127.0.0.1 whose ``GET /person`` answers Bob, 40 (what skeleton_flow.json looks up); its base URL."""
+    async def person(request: web.Request) -> web.Response:
+        return web.json_response({"person": {"name": "Bob", "age": 40}})
+
+    app = web.Application()
+    app.router.add_get("/person", person)
+    return str(await http_server(app))

@@ -86,7 +86,12 @@ async def test_killing_the_processor_and_the_http_worker_mid_run_changes_no_exec
 
     for contact in contacts:
         sid = sids[contact]
-        await api.wait_ended(flow_sid, sid, timeout=180)
+        try:
+            await api.wait_ended(flow_sid, sid, timeout=180)
+        except AssertionError as stuck:  # say where it stopped: which requests the service saw for it
+            seen = [(n, key) for execution, n, key in work.requests if execution == sid]
+            raise AssertionError(f"{stuck}\nrequests the service saw for {sid}: {seen}\n"
+                                 f"logs: {cluster.workdir / 'logs'}") from None
         steps = await api.steps(flow_sid, sid)
         assert path(steps) == EXPECTED, (sid, path(steps))
         assert [s["sid"] for s in steps] == list(dict.fromkeys(s["sid"] for s in steps))  # each step once

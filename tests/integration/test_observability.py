@@ -23,7 +23,6 @@ from typing import Any
 import aiohttp
 import pytest
 import yaml
-from aiohttp import web
 from twilio.request_validator import RequestValidator
 
 from devtools.cluster import Cluster
@@ -173,13 +172,8 @@ async def _traffic(api: Any, settings: Settings, flow_sid: str, base: str, call_
 
 
 async def test_every_dashboard_panel_returns_data_from_a_real_prometheus(prometheus: str, api: Any, settings: Settings,
-                                                                         http_server: Any) -> None:
-    async def person(request: web.Request) -> web.Response:
-        return web.json_response({"person": {"name": "Bob", "age": 40}})
-
-    app = web.Application()
-    app.router.add_get("/person", person)
-    base = await http_server(app)
+                                                                         bob_service: str) -> None:
+    base = bob_service
     flow_sid = await api.create_flow(load_fixture("skeleton_flow.json"), name="observability")
     call_flow_sid = await api.create_flow(REDIRECT_FLOW, name="observability-call")
 
