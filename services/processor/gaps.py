@@ -38,8 +38,7 @@ class GapDetector:
         A record below what was expected (faust sought back) is a replay, never a gap.
         """
         last = self._last.get(tp)
-        same_generation = last is not None and last[0] == generation
-        expected = last[1] + 1 if last is not None and same_generation else max(committed, 0)
+        expected = last[1] + 1 if last is not None and last[0] == generation else max(committed, 0)
         self._last[tp] = (generation, offset)
         return (expected, offset) if offset > expected else None
 
