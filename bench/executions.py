@@ -52,7 +52,7 @@ async def _follow_ended(bootstrap: str, topic: str, ended: dict[str, float], sto
         await consumer.stop()
 
 
-async def run_executions(base_url: str, auth: aiohttp.BasicAuth, flow_sid: str, bootstrap: str, history_topic: str,
+async def run_executions(base_url: str, auth: dict[str, str], flow_sid: str, bootstrap: str, history_topic: str,
                          rate: float, duration: float, cpu: Any = None) -> dict[str, Any]:
     ended: dict[str, float] = {}
     started: dict[str, float] = {}
@@ -62,7 +62,7 @@ async def run_executions(base_url: str, auth: aiohttp.BasicAuth, flow_sid: str, 
     connector = aiohttp.TCPConnector(limit=512)
     cpu_before = cpu() if cpu else {}
     wall = time.perf_counter()
-    async with aiohttp.ClientSession(connector=connector, auth=auth) as session:
+    async with aiohttp.ClientSession(connector=connector, headers=auth) as session:
         url = f"{base_url}/v2/Flows/{flow_sid}/Executions"
 
         async def call(i: int) -> str | None:

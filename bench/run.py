@@ -31,8 +31,8 @@ from devtools.kafka_broker import free_port
 from shared.settings import Settings
 
 
-async def _create_flow(base: str, auth: aiohttp.BasicAuth, definition: dict[str, Any]) -> str:
-    async with aiohttp.ClientSession(auth=auth) as session:
+async def _create_flow(base: str, auth: dict[str, str], definition: dict[str, Any]) -> str:
+    async with aiohttp.ClientSession(headers=auth) as session:
         data = {"FriendlyName": "bench", "Status": "published", "Definition": orjson.dumps(definition).decode()}
         async with session.post(f"{base}/v2/Flows", data=data) as r:
             body = await r.json()
@@ -48,7 +48,7 @@ def _fmt(d: dict[str, float], base: float) -> str:
 
 async def _measure(cluster: Cluster, args: argparse.Namespace, stub_url: str, label: str) -> dict[str, Any]:
     s = Settings.from_env(cluster.env)
-    auth = aiohttp.BasicAuth(s.account_sid, s.auth_token)
+    auth = {"Authorization": aiohttp.encode_basic_auth(s.account_sid, s.auth_token)}
     base = cluster.ingress_url
     pids = {name: p.pid for name, p in cluster.processes.items()}
     if cluster.broker is not None and cluster.broker.pid_file.exists():

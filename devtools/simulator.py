@@ -474,9 +474,9 @@ def _defaults() -> dict[str, str]:
             "auth_token": settings.auth_token}
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(prog: str = "python -m devtools.simulator") -> argparse.ArgumentParser:
     d = _defaults()
-    parser = argparse.ArgumentParser(prog="python -m devtools.simulator",
+    parser = argparse.ArgumentParser(prog=prog,
                                      description="Play Twilio's side of calls and messages against a flow webhook.")
     parser.add_argument("--base-url", default=d["base_url"], help="Switchboard's public base URL")
     parser.add_argument("--account-sid", default=d["account_sid"])
@@ -548,8 +548,9 @@ async def _run(args: argparse.Namespace) -> int:
     return 1 if transcript.of("error") else 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "python -m devtools.simulator") -> int:
+    """Run the simulator; ``prog`` is the name its help and errors show (``switchboard simulate`` from the CLI)."""
+    args = _parser(prog).parse_args(argv)
     return asyncio.run(_run(args))
 
 

@@ -364,4 +364,4 @@ def simulate(conn: Connection, args: tuple[str, ...]) -> None:
     except ImportError as exc:
         raise CliError("the Twilio simulator (devtools.simulator) is not available in this installation") from exc
     argv = ["--base-url", conn.url, "--account-sid", conn.account_sid, "--auth-token", conn.auth_token, *args]
-    sys.exit(simulator.main(argv))
+    sys.exit(simulator.main(argv, prog="switchboard simulate"))

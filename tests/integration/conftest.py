@@ -63,14 +63,14 @@ class Api:
 
     def __init__(self, session: aiohttp.ClientSession, base: str, settings: Settings) -> None:
         self.session, self.base, self.settings = session, base, settings
-        self.auth = aiohttp.BasicAuth(settings.account_sid, settings.auth_token)
+        self.auth = {"Authorization": aiohttp.encode_basic_auth(settings.account_sid, settings.auth_token)}
 
     async def post(self, path: str, data: dict[str, str]) -> tuple[int, Any]:
-        async with self.session.post(self.base + path, data=data, auth=self.auth) as r:
+        async with self.session.post(self.base + path, data=data, headers=self.auth) as r:
             return r.status, orjson.loads(await r.read())
 
     async def get(self, path: str) -> tuple[int, Any]:
-        async with self.session.get(self.base + path, auth=self.auth) as r:
+        async with self.session.get(self.base + path, headers=self.auth) as r:
             return r.status, orjson.loads(await r.read())
 
     async def create_flow(self, definition: dict[str, Any], name: str = "test", status: str = "published") -> str:

@@ -25,9 +25,9 @@ from click.testing import CliRunner, Result
 from devtools.cluster import Cluster
 from services.cli.main import cli
 from shared.settings import Settings
-from tests.conftest import CONFORMANCE, FIXTURES
+from tests.conftest import APPOINTMENTS, FIXTURES
 
-FLOW_FILE = CONFORMANCE / "25-twilio-labs-patient-appointment-management.json"
+FLOW_FILE = APPOINTMENTS
 ANSI = re.compile(r"\x1b\[")
 
 
@@ -286,3 +286,10 @@ def test_flows_test_users_set_show_clear_and_flows_delete(switchboard: Any) -> N
     deleted = switchboard("flows", "delete", sid, "--yes")
     assert deleted.exit_code == 0 and deleted.output.strip() == f"Deleted {sid}"
     assert switchboard("flows", "export", sid).exit_code == 1
+
+
+def test_simulate_help_names_the_switchboard_command_not_the_python_module(switchboard: Any) -> None:
+    result = switchboard("simulate", "--help")
+    assert result.exit_code == 0
+    assert result.output.startswith("usage: switchboard simulate ")
+    assert "python -m devtools.simulator" not in result.output

@@ -27,9 +27,16 @@ import pytest
 from aiohttp import web
 
 from devtools.simulator import Simulator
-from tests.conftest import CONFORMANCE
+from tests.conftest import CONFORMANCE, require_conformance
 from tests.integration.messages_api import MessagesApi
 from tests.integration.widget_flows import context, only_execution, path, phone
+
+
+@pytest.fixture(autouse=True)
+def _needs_the_corpus() -> None:
+    """Every test here runs a real Studio export: skipped (one line) when the corpus is not beside the checkout."""
+    require_conformance()
+
 
 CHANNEL = "+15559990000"
 Responder = Callable[[dict[str, Any]], Any]

@@ -31,9 +31,9 @@ from twilio.rest import Client
 
 from devtools.cluster import Cluster
 from shared.settings import Settings
-from tests.conftest import CONFORMANCE
+from tests.conftest import APPOINTMENTS
 
-FLOW_FILE = CONFORMANCE / "25-twilio-labs-patient-appointment-management.json"
+FLOW_FILE = APPOINTMENTS
 
 # -- the Studio v2 shapes ----------------------------------------------------------------------------------
 # type names: str, str?, int, bool, object, array, null, date (ISO 8601, Z), uri (absolute, on the public base

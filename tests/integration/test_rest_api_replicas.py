@@ -18,9 +18,9 @@ from twilio.rest import Client
 from devtools.cluster import Cluster
 from devtools.kafka_broker import free_port
 from shared.settings import Settings
-from tests.conftest import CONFORMANCE
+from tests.conftest import APPOINTMENTS
 
-FLOW_FILE = CONFORMANCE / "25-twilio-labs-patient-appointment-management.json"
+FLOW_FILE = APPOINTMENTS
 
 
 @pytest.fixture(scope="module")

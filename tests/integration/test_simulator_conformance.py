@@ -31,8 +31,15 @@ import pytest
 from aiohttp import web
 
 from devtools.simulator import CallScript, Simulator, Transcript, twiml_app
-from tests.conftest import CONFORMANCE
+from tests.conftest import CONFORMANCE, require_conformance
 from tests.integration.messages_api import INVALID_NUMBER, MessagesApi
+
+
+@pytest.fixture(autouse=True)
+def _needs_the_corpus() -> None:
+    """Every test here runs a real Studio export: skipped (one line) when the corpus is not beside the checkout."""
+    require_conformance()
+
 
 STUB_ANSWERS: dict[str, Any] = {
     "/uk-business-hours": "open",  # 07: split_2 starts_with "open"

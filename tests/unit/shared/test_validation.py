@@ -11,7 +11,7 @@ import pytest
 
 from shared.flow import FlowDefinitionError
 from shared.validation import validate_definition
-from tests.conftest import CONFORMANCE, FIXTURES
+from tests.conftest import CONFORMANCE, FIXTURES, corpus_files
 
 INVALID = CONFORMANCE.parent / "invalid"
 WIDGETS = CONFORMANCE.parent / "widgets"
@@ -21,13 +21,13 @@ def _files(folder: Path) -> list[Any]:
     return [pytest.param(p, id=p.stem) for p in sorted(folder.glob("*.json"))]
 
 
-@pytest.mark.parametrize("path", _files(CONFORMANCE) + _files(FIXTURES))
+@pytest.mark.parametrize("path", corpus_files(CONFORMANCE) + _files(FIXTURES))
 def test_every_real_studio_flow_validates(path: Path) -> None:
     flow = validate_definition(json.loads(path.read_text()))
     assert flow.initial_state in flow.states
 
 
-@pytest.mark.parametrize("path", _files(INVALID))
+@pytest.mark.parametrize("path", corpus_files(INVALID))
 def test_a_flow_with_a_widget_type_studio_does_not_have_is_rejected_naming_the_state(path: Path) -> None:
     raw = json.loads(path.read_text())
     with pytest.raises(FlowDefinitionError) as caught:
@@ -38,7 +38,7 @@ def test_a_flow_with_a_widget_type_studio_does_not_have_is_rejected_naming_the_s
     assert caught.value.code == 81022
 
 
-@pytest.mark.parametrize("path", _files(WIDGETS))
+@pytest.mark.parametrize("path", corpus_files(WIDGETS))
 def test_every_single_widget_sample_validates_inside_a_flow(path: Path) -> None:
     widget = json.loads(path.read_text())
     targets = sorted({t["next"] for t in widget["transitions"] if t.get("next")})
