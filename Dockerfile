@@ -20,7 +20,8 @@ COPY shared ./shared
 COPY services ./services
 COPY devtools ./devtools
 RUN pip install --no-deps -c requirements.lock . \
-    && useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin switchboard
+    && useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin switchboard \
+    && mkdir -p /var/lib/switchboard && chown 10001 /var/lib/switchboard
 
 USER 10001
 # 8080 ingress, 8081 processor, 8082 http-worker, 8083 scheduler: /metrics, /livez, /readyz on each.

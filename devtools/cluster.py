@@ -50,6 +50,7 @@ class Cluster:
             # Local mode: flows may call services on this machine.
             "SWITCHBOARD_OUTBOUND_ALLOW": "127.0.0.0/8,::1/128",
             "SWITCHBOARD_LOG_JSON": "true",
+            "SWITCHBOARD_DATA_DIR": str((workdir / "data").resolve()),
         }
         env.update(overrides)
         return cls(workdir, env, kafka, ports)

@@ -89,6 +89,14 @@ class Settings:
     execution_expiry_seconds: int = 30 * 24 * 3600
     history_retention_seconds: int = 30 * 24 * 3600
 
+    #: Where services keep local state on disk (the ingress's history store: ``<data_dir>/ingress-<instance>/``).
+    #: In containers a volume (k8s: the StatefulSet's PVC); ``make run`` uses ``.run/data``.
+    data_dir: str = "/tmp/switchboard-data"
+    #: The ingress's SQLite history file; empty: ``<data_dir>/ingress-<instance>/history.sqlite3``.
+    history_sqlite_path: str = ""
+    #: SQLite page cache per connection (KiB; the store has two): the ingress's memory for history.
+    history_cache_kib: int = 8192
+
     #: How often ingress, http-worker and scheduler sample consumer-group lag (shared/lag.py); 0 turns it off.
     lag_sample_seconds: float = 15.0
 

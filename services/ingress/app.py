@@ -21,7 +21,7 @@ from . import routes_executions, routes_flows, routes_revisions, webhook
 from .auth import authorized
 from .deps import DEPS, Deps
 from .errors import ApiError, error_response
-from .history import HistoryStore, follow_history, run_janitor
+from .history import follow_history, open_store, run_janitor
 from .replies import ReplyChannel
 from .resources import Urls
 
@@ -85,15 +85,15 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
         replies = ReplyChannel(readers[0], settings.topic("replies"), settings.ingress_instance)
         await replies.start()
         catalog = FlowCatalog()
-        history = HistoryStore(retention=settings.history_retention_seconds, clock=clock or SystemClock())
+        history = open_store(settings, clock or SystemClock())
+        stored_offsets = await history.open()  # before any handler can read it
         await read_all_partitions(readers[1], settings.topic("flows"))
-        await read_all_partitions(readers[2], settings.topic("history"))
         deps = Deps(settings, producer, replies, catalog, history, clock or SystemClock(),
                     Urls(settings.public_base_url, settings.account_sid))
         app[DEPS] = deps
         state["deps"] = deps
         tasks = [asyncio.create_task(replies.run()), asyncio.create_task(follow_flows(readers[1], catalog)),
-                 asyncio.create_task(follow_history(readers[2], history)),
+                 asyncio.create_task(follow_history(readers[2], history, settings.topic("history"), stored_offsets)),
                  asyncio.create_task(run_janitor(history, lambda key: deps.publish("history", key, None),
                                                  settings.ingress_instance)),
                  asyncio.create_task(LagMonitor(settings).run())]
@@ -109,6 +109,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
         for reader in readers:
             await reader.stop()
         await producer.stop()
+        await history.close()
 
     app.cleanup_ctx.append(kafka)
     return app

@@ -13,7 +13,7 @@ from shared.flow_catalog import FlowCatalog
 from shared.messages import Message, encode
 from shared.settings import Settings
 
-from .history import HistoryStore
+from .history_store import HistoryStore
 from .replies import ReplyChannel
 from .resources import Urls
 

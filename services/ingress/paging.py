@@ -20,7 +20,7 @@ import orjson
 
 from .errors import ApiError
 
-__all__ = ["Cursor", "Index", "PageRequest", "Window", "envelope", "parse_cursor", "select"]
+__all__ = ["Cursor", "Index", "PageRequest", "Window", "envelope", "parse_cursor", "select", "window_of"]
 
 Key = tuple[Any, ...]
 
@@ -113,6 +113,20 @@ def select(index: Index, request: PageRequest, accept: Callable[[Key], bool] = l
     more = len(backwards) > size
     keys = list(reversed(backwards[:size]))
     return Window(keys, Cursor(True, keys[-1]) if keys else None, Cursor(False, keys[0]) if more and keys else None)
+
+
+def window_of(keys: Sequence[Key], request: PageRequest) -> Window:
+    """The page from keys a store read for ``request``: up to ``size + 1`` keys in list order, starting after
+    the cursor (forward) or ending before it (backward); the extra key only says there is another page."""
+    size, cursor = request.size, request.cursor
+    if cursor is None or cursor.forward:
+        page = list(keys[:size])
+        more = len(keys) > size
+        return Window(page, Cursor(True, page[-1]) if more and page else None,
+                      Cursor(False, page[0]) if cursor is not None and page else None)
+    page = list(keys[-size:]) if size else []
+    more = len(keys) > size
+    return Window(page, Cursor(True, page[-1]) if page else None, Cursor(False, page[0]) if more and page else None)
 
 
 def _max(a: Key | None, b: Key) -> Key:

@@ -2,8 +2,8 @@
 
 Creating and ending go through the processor (an event on ``events``, the
 answer on this instance's ``replies`` partition). Every read is answered from
-the in-memory history read model (``history.py``); nothing here waits on the
-processor for a read.
+the history store (``history_store.py``: SQLite on local disk by default);
+nothing here waits on the processor for a read.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from shared.timefmt import parse_iso8601
 from .deps import DEPS, Deps
 from .errors import ApiError
 from .forms import form, page_request, required
-from .paging import envelope, select
+from .history_store import ListQuery
+from .paging import envelope, select, window_of
 from .resources import execution_context_json, execution_json, step_context_json, step_json
 from .routes_flows import CROSS_REPLICA_GRACE_SECONDS, find_flow, json_response, tombstone_history
 
@@ -88,22 +89,26 @@ async def create_execution(request: web.Request) -> web.Response:
         raise ApiError(404 if reply.status == "not_found" else 500, reply.error_code or 20500,
                        reply.error_message or "the execution could not be created")
     record = ExecutionRecord(**reply.execution)
-    deps.history.apply(record.sid.encode(), encode(record))  # read-your-writes
+    await deps.history.apply_local(record.sid.encode(), encode(record))  # read-your-writes: listed at once
     return json_response(execution_json(record, deps.urls), 201)
 
 
 async def _find_execution(deps: Deps, flow_sid: str, sid: str) -> ExecutionRecord:
     """The execution, or 404; a sid never seen here gets the cross-replica grace (deleted/expired ones do not)."""
-    record = deps.history.execution(sid)
-    if record is None and is_sid(sid, "FN") and not deps.history.known(sid):
+    record = await deps.history.execution(sid)
+    if record is None and is_sid(sid, "FN") and not await deps.history.known(sid):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + CROSS_REPLICA_GRACE_SECONDS
         while record is None and loop.time() < deadline:
             await deps.history.changed(deadline - loop.time())
-            record = deps.history.execution(sid)
+            record = await deps.history.execution(sid)
     if record is None or record.flow_sid != flow_sid:
         raise ApiError(404, 20404, f"The requested resource /Flows/{flow_sid}/Executions/{sid} was not found")
     return record
+
+
+def _key(key: tuple[Any, ...]) -> tuple[float, str]:
+    return (float(key[0]), str(key[1]))
 
 
 def _date_filter(request: web.Request, name: str) -> float | None:
@@ -120,10 +125,9 @@ def _date_filter(request: web.Request, name: str) -> float | None:
 async def list_executions(request: web.Request) -> web.Response:
     """Newest first. Filters: ``Status`` (``active``/``ended``), ``DateCreatedFrom``/``DateCreatedTo`` (inclusive).
 
-    The flow's index is sorted by ``(-date_created, sid)``, so the date range is
-    two bisections and the page is read straight off the index; ``Status=active``
-    reads a second index of only the active executions, and every key is
-    checked without decoding its record.
+    Keyset paging over the store's index ``(flow, -date_created, sid)``: the date range and the page
+    token are bounds on that index, ``Status=active`` reads a partial index of only the active
+    executions, so a page costs the same however deep the client pages.
     """
     deps = request.app[DEPS]
     flow_sid = request.match_info["flow_sid"]
@@ -135,19 +139,14 @@ async def list_executions(request: web.Request) -> web.Response:
     since, until = _date_filter(request, "DateCreatedFrom"), _date_filter(request, "DateCreatedTo")
     filters = {name: value for name, value in (("Status", status), ("DateCreatedFrom", request.query.get("DateCreatedFrom")),
                                                 ("DateCreatedTo", request.query.get("DateCreatedTo"))) if value}
-    history = deps.history
-
-    def accept(key: tuple[Any, ...]) -> bool:
-        current = history.execution_status(key[1])
-        return current is not None and (status is None or current == status)
-
-    window = select(history.execution_index(flow_sid, active_only=status == "active"), page, accept,
-                    low=None if until is None else (-until, ""), high=None if since is None else (-since, "\uffff"))
-    items = []
-    for _, sid in window.keys:
-        record = history.execution(sid)
-        if record is not None:
-            items.append(execution_json(record, deps.urls, full=False))
+    cursor = page.cursor
+    found = await deps.history.list_executions(ListQuery(
+        flow_sid, status, page.size + 1,
+        after=_key(cursor.key) if cursor is not None and cursor.forward else None,
+        before=_key(cursor.key) if cursor is not None and not cursor.forward else None,
+        low=None if until is None else (-until, ""), high=None if since is None else (-since, "\uffff")))
+    window = window_of(found.keys, page)
+    items = [execution_json(found.records[sid], deps.urls, full=False) for _, sid in window.keys]
     return json_response(envelope("executions", items, window, deps.urls.executions(flow_sid), page, filters))
 
 
@@ -176,11 +175,11 @@ async def _end(deps: Deps, record: ExecutionRecord) -> ExecutionRecord:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + _SETTLE_SECONDS
     while loop.time() < deadline:  # the ended snapshot follows the reply on the history topic
-        current = deps.history.execution(record.sid)
+        current = await deps.history.execution(record.sid)
         if current is None or current.status == "ended":
             return current or record
         await deps.history.changed(0.1)
-    return deps.history.execution(record.sid) or record
+    return await deps.history.execution(record.sid) or record
 
 
 @routes.post("/v2/Flows/{flow_sid}/Executions/{sid}")
@@ -200,7 +199,7 @@ async def delete_execution(request: web.Request) -> web.Response:
     deps = request.app[DEPS]
     record = await _find_execution(deps, request.match_info["flow_sid"], request.match_info["sid"])
     await _end(deps, record)
-    await tombstone_history(deps, deps.history.keys_of(record.sid))
+    await tombstone_history(deps, await deps.history.keys_of(record.sid))
     return web.Response(status=204)
 
 
@@ -212,9 +211,9 @@ async def _settled_steps(deps: Deps, record: ExecutionRecord) -> list[StepRecord
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + _SETTLE_SECONDS
-    while deps.history.known_steps(record.sid) < record.step_count and loop.time() < deadline:
+    while await deps.history.known_steps(record.sid) < record.step_count and loop.time() < deadline:
         await deps.history.changed(0.1)
-    return deps.history.steps_of(record.sid)
+    return await deps.history.steps_of(record.sid)
 
 
 @routes.get("/v2/Flows/{flow_sid}/Executions/{sid}/Steps")
@@ -232,10 +231,10 @@ async def list_steps(request: web.Request) -> web.Response:
 
 async def _find_step(deps: Deps, request: web.Request) -> StepRecord:
     record = await _find_execution(deps, request.match_info["flow_sid"], request.match_info["sid"])
-    step = deps.history.step(record.sid, request.match_info["step_sid"])
-    if step is None and deps.history.known_steps(record.sid) < record.step_count:
+    step = await deps.history.step(record.sid, request.match_info["step_sid"])
+    if step is None and await deps.history.known_steps(record.sid) < record.step_count:
         await _settled_steps(deps, record)
-        step = deps.history.step(record.sid, request.match_info["step_sid"])
+        step = await deps.history.step(record.sid, request.match_info["step_sid"])
     if step is None:
         raise ApiError(404, 20404, f"The requested resource /Flows/{record.flow_sid}/Executions/{record.sid}"
                                    f"/Steps/{request.match_info['step_sid']} was not found")

@@ -72,7 +72,7 @@ async def tombstone_history(deps: Deps, keys: list[str]) -> None:
     pending = [await deps.producer.send(topic, None, key=key.encode()) for key in keys]
     await asyncio.gather(*pending)
     for key in keys:
-        deps.history.apply(key.encode(), None)
+        await deps.history.apply_local(key.encode(), None)
 
 
 @routes.post("/v2/Flows/Validate")
@@ -143,8 +143,9 @@ async def delete_flow(request: web.Request) -> web.Response:
     The flow's tombstones go first, so no new execution can start on this
     instance; active executions get an ``EndRequested`` (the processor ends
     them even without the definition); then every execution and step of the
-    flow is tombstoned in ``history``. Records of those executions that the
-    processor publishes afterwards are tombstoned again by the history janitor.
+    flow sid is tombstoned in ``history``: one record that drops every execution and step of the flow on
+    every replica. Records of those executions that the processor publishes afterwards are dropped too
+    (``history_store.py``: deleted stays deleted).
     """
     deps = request.app[DEPS]
     sid = request.match_info["sid"]
@@ -154,10 +155,10 @@ async def delete_flow(request: web.Request) -> web.Response:
         offset = await deps.publish("flows", key.decode(), None)
         deps.catalog.apply_written(key, None, offset)
     now = deps.clock.now()
-    for _, execution_sid in list(deps.history.execution_index(sid)):
-        execution = deps.history.execution(execution_sid)
+    for execution_sid in await deps.history.execution_sids(sid, status="active"):
+        execution = await deps.history.execution(execution_sid)
         if execution is not None and execution.status == "active":
             await deps.publish("events", execution.route,
                                EndRequested(execution.sid, execution.route, now, reason="deleted"))
-    await tombstone_history(deps, deps.history.forget_flow(sid))
+    await tombstone_history(deps, [sid])
     return web.Response(status=204)

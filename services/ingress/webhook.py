@@ -41,7 +41,7 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from shared import metrics
 from shared.ids import new_sid
-from shared.messages import WebhookReceived
+from shared.messages import ExecutionRecord, WebhookReceived, encode
 
 from .deps import DEPS, Deps
 from .errors import ApiError
@@ -140,6 +140,8 @@ async def _handle(request: web.Request) -> web.Response:
         reply = await asyncio.wait_for(future, deps.settings.webhook_reply_budget_seconds)
         outcome = "answered"
         text = reply.twiml or str(VoiceResponse() if voice else MessagingResponse())
+        if isinstance(reply.execution, dict):  # read-your-writes, off the answer's path
+            _remember(deps, ExecutionRecord(**reply.execution))
     except TimeoutError:
         outcome = "keepalive" if voice else "timeout"
         text = keepalive_twiml(deps.urls.webhook(flow_sid), attempt + 1) if voice else str(MessagingResponse())
@@ -157,3 +159,13 @@ async def webhook_post(request: web.Request) -> web.Response:
 @routes.get("/v1/Accounts/{account_sid}/Flows/{flow_sid}")
 async def webhook_get(request: web.Request) -> web.Response:
     return await _handle(request)
+
+
+_background: set[asyncio.Task[None]] = set()
+
+
+def _remember(deps: Deps, record: ExecutionRecord) -> None:
+    """Write the execution's snapshot to this replica's history store without delaying the TwiML answer."""
+    task = asyncio.create_task(deps.history.apply_local(record.sid.encode(), encode(record)))
+    _background.add(task)
+    task.add_done_callback(_background.discard)

@@ -8,7 +8,7 @@ Everything it produces is collected here and handed back; nothing is sent.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from twilio.twiml.voice_response import VoiceResponse
@@ -199,7 +199,9 @@ class Sprint:
         if self.twiml is None and s.status == "active" and s.wait is not None and s.wait.kind == "http":
             return  # still running non-TwiML widgets (an HTTP call): keep the webhook waiting for its TwiML
         twiml = self.twiml if self.twiml is not None else EMPTY_TWIML
-        self.commands.append(Reply(reply_id=s.reply_id, partition=s.reply_partition, status="ok", twiml=twiml, execution=None))
+        # The snapshot lets the answering ingress list the execution at once (read-your-writes).
+        self.commands.append(Reply(reply_id=s.reply_id, partition=s.reply_partition, status="ok", twiml=twiml,
+                                   execution=asdict(self.record())))
         s.reply_id, s.reply_partition = "", -1
 
 
