@@ -100,7 +100,8 @@ def _execution(flow: str, n: int, ended_at: float) -> list[ExecutionRecord | Ste
 class Ingress:
     def __init__(self, env: dict[str, str], log: Path) -> None:
         self.port = free_port()
-        self.env = {**os.environ, **env, "SWITCHBOARD_INGRESS_PORT": str(self.port), "PYTHONUNBUFFERED": "1"}
+        self.env = {**os.environ, **env, "SWITCHBOARD_INGRESS_PORT": str(self.port), "PYTHONUNBUFFERED": "1",
+                    "SWITCHBOARD_PUBLIC_BASE_URL": f"http://127.0.0.1:{self.port}"}
         self.log = log
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -223,7 +224,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         out["baseline"] = await measure_baseline(broker.bootstrap, round_trips=300, burst=10000)
 
         producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, acks="all", enable_idempotence=True,
-                                    linger_ms=5, max_batch_size=512 * 1024, compression_type="lz4")
+                                    linger_ms=5, max_batch_size=512 * 1024)
         await producer.start()
         flows = [new_sid("FW") for _ in range(args.flows)]
         now = time.time()

@@ -45,7 +45,7 @@ CREATE TABLE IF NOT EXISTS executions (
     date_updated REAL NOT NULL,
     step_count INTEGER NOT NULL,
     raw BLOB NOT NULL           -- the ExecutionRecord as our codec's JSON
-) WITHOUT ROWID;
+);  -- a rowid table: rows of a few KB are what rowid tables are for (WITHOUT ROWID suits small rows)
 CREATE INDEX IF NOT EXISTS executions_by_flow ON executions (flow_sid, k, sid);
 CREATE INDEX IF NOT EXISTS executions_active ON executions (flow_sid, k, sid) WHERE status = 'active';
 CREATE INDEX IF NOT EXISTS executions_ended ON executions (date_updated) WHERE status = 'ended';
@@ -56,7 +56,7 @@ CREATE TABLE IF NOT EXISTS steps (
     date_updated REAL NOT NULL,
     raw BLOB NOT NULL,
     PRIMARY KEY (execution_sid, sid)
-) WITHOUT ROWID;
+);
 CREATE INDEX IF NOT EXISTS steps_by_sid ON steps (sid);
 CREATE TABLE IF NOT EXISTS orphans (execution_sid TEXT PRIMARY KEY, since REAL NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS deleted (sid TEXT PRIMARY KEY, at REAL NOT NULL) WITHOUT ROWID;
@@ -66,6 +66,11 @@ CREATE TABLE IF NOT EXISTS offsets (partition INTEGER PRIMARY KEY, next INTEGER 
 """
 
 _TABLES = ("executions", "steps", "orphans", "deleted", "pending", "offsets")
+
+_UPSERT_STEP = ("INSERT INTO steps (execution_sid, sid, idx, date_updated, raw) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (execution_sid, sid) DO UPDATE SET idx = excluded.idx, "
+                "date_updated = excluded.date_updated, raw = excluded.raw "
+                "WHERE excluded.date_updated >= steps.date_updated")
 
 #: Rows deleted per statement when retention catches up (keeps each write transaction short).
 _CHUNK = 2000
@@ -87,16 +92,23 @@ class SqliteHistoryStore:
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="history-writer")
         self._wconn: sqlite3.Connection | None = None
         self._rconn: sqlite3.Connection | None = None
+        # Mirrors of two small tables (bounded by deleted_memory and orphan_grace), so applying a record
+        # costs no lookups: owned by the writer thread.
+        self._deleted: dict[str, float] = {}
+        self._orphans: set[str] = set()
 
     # -- lifecycle ------------------------------------------------------------------------------
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, creating: bool = False) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+        if creating:  # must precede anything that writes the file's header, WAL mode included
+            conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
         conn.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode survives a process crash; a power loss may drop the last transactions, and
         # their offsets with them, so they are read again from Kafka.
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute(f"PRAGMA cache_size=-{int(self.cache_kib)}")
+        conn.execute("PRAGMA journal_size_limit=67108864")  # the WAL shrinks back to 64 MiB after checkpoints
         conn.execute("PRAGMA temp_store=MEMORY")
         return conn
 
@@ -107,10 +119,11 @@ class SqliteHistoryStore:
         return offsets
 
     def _open_writer(self) -> dict[int, int]:
-        conn = self._connect()
-        conn.execute("PRAGMA auto_vacuum=INCREMENTAL")  # only takes effect on a new file: set before any table
+        conn = self._connect(creating=True)  # auto_vacuum only takes effect on a new file
         conn.executescript(_SCHEMA)
         self._wconn = conn
+        self._deleted = dict(conn.execute("SELECT sid, at FROM deleted").fetchall())
+        self._orphans = {row[0] for row in conn.execute("SELECT execution_sid FROM orphans")}
         return dict(conn.execute("SELECT partition, next FROM offsets").fetchall())
 
     async def close(self) -> None:
@@ -125,7 +138,10 @@ class SqliteHistoryStore:
             with _transaction(self._w):
                 for table in _TABLES:
                     self._w.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
-            self._w.execute("PRAGMA incremental_vacuum")
+            self._deleted.clear()
+            self._orphans.clear()
+            self._w.executescript("PRAGMA incremental_vacuum;")
+            self._w.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         await self._write(reset)
 
     async def _write(self, fn: Callable[[], T]) -> T:
@@ -185,8 +201,14 @@ class SqliteHistoryStore:
             log.warning("skipping an undecodable history record %r", key)
             return
         if isinstance(record, HistoryBatch):
-            for step in record.steps or ():  # steps first: the snapshot that follows counts them
-                self._step(StepRecord(**step), orjson.dumps({**step, "kind": StepRecord.kind}), now)
+            if record.execution and record.steps and not self._is_deleted(record.execution_sid,
+                                                                           str(record.execution["flow_sid"])):
+                self._w.executemany(_UPSERT_STEP, [  # the usual case: the sprint's steps with their snapshot
+                    (step["execution_sid"], step["sid"], step["index"], step["date_updated"],
+                     orjson.dumps({**step, "kind": StepRecord.kind})) for step in record.steps])
+            else:
+                for step in record.steps or ():
+                    self._step(StepRecord(**step), orjson.dumps({**step, "kind": StepRecord.kind}), now)
             if record.execution:
                 self._execution(ExecutionRecord(**record.execution),
                                 orjson.dumps({**record.execution, "kind": ExecutionRecord.kind}), now)
@@ -195,13 +217,12 @@ class SqliteHistoryStore:
         elif isinstance(record, StepRecord):
             self._step(record, value, now)
 
-    def _deleted(self, *sids: str) -> bool:
-        marks = ",".join("?" * len(sids))
-        return self._w.execute(f"SELECT 1 FROM deleted WHERE sid IN ({marks})", sids).fetchone() is not None  # noqa: S608
+    def _is_deleted(self, *sids: str) -> bool:
+        return any(sid in self._deleted for sid in sids)
 
     def _execution(self, record: ExecutionRecord, raw: bytes, now: float) -> None:
         w = self._w
-        if self._deleted(record.sid, record.flow_sid):
+        if self._is_deleted(record.sid, record.flow_sid):
             w.execute("INSERT OR IGNORE INTO pending (key, since) VALUES (?, ?)", (record.sid, now))
             return
         # The snapshot replaces the held one only if its rank (ended, step_count, date_updated) is not lower;
@@ -214,19 +235,19 @@ class SqliteHistoryStore:
             ">= (executions.status = 'ended', executions.step_count, executions.date_updated)",
             (record.sid, record.flow_sid, record.status, -record.date_created, record.date_updated,
              record.step_count, raw))
-        w.execute("DELETE FROM orphans WHERE execution_sid = ?", (record.sid,))
+        if record.sid in self._orphans:
+            self._orphans.discard(record.sid)
+            w.execute("DELETE FROM orphans WHERE execution_sid = ?", (record.sid,))
 
     def _step(self, record: StepRecord, raw: bytes, now: float) -> None:
         w = self._w
-        if self._deleted(record.execution_sid, record.flow_sid):
+        if self._is_deleted(record.execution_sid, record.flow_sid):
             w.execute("INSERT OR IGNORE INTO pending (key, since) VALUES (?, ?)", (record.sid, now))
             return
-        w.execute("INSERT INTO steps (execution_sid, sid, idx, date_updated, raw) VALUES (?, ?, ?, ?, ?) "
-                  "ON CONFLICT (execution_sid, sid) DO UPDATE SET idx = excluded.idx, "
-                  "date_updated = excluded.date_updated, raw = excluded.raw "
-                  "WHERE excluded.date_updated >= steps.date_updated",
-                  (record.execution_sid, record.sid, record.index, record.date_updated, raw))
-        if w.execute("SELECT 1 FROM executions WHERE sid = ?", (record.execution_sid,)).fetchone() is None:
+        w.execute(_UPSERT_STEP, (record.execution_sid, record.sid, record.index, record.date_updated, raw))
+        if (record.execution_sid not in self._orphans
+                and w.execute("SELECT 1 FROM executions WHERE sid = ?", (record.execution_sid,)).fetchone() is None):
+            self._orphans.add(record.execution_sid)
             w.execute("INSERT OR IGNORE INTO orphans (execution_sid, since) VALUES (?, ?)", (record.execution_sid, now))
 
     def _tombstone(self, sid: str, now: float) -> None:
@@ -242,11 +263,14 @@ class SqliteHistoryStore:
         if held is not None or sid.startswith("FN"):
             self._mark_deleted(sid, now)
             w.execute("DELETE FROM steps WHERE execution_sid = ?", (sid,))
-            w.execute("DELETE FROM orphans WHERE execution_sid = ?", (sid,))
+            if sid in self._orphans:
+                self._orphans.discard(sid)
+                w.execute("DELETE FROM orphans WHERE execution_sid = ?", (sid,))
             return
         w.execute("DELETE FROM steps WHERE sid = ?", (sid,))
 
     def _mark_deleted(self, sid: str, now: float) -> None:
+        self._deleted[sid] = now
         self._w.execute("INSERT INTO deleted (sid, at) VALUES (?, ?) ON CONFLICT (sid) DO UPDATE SET at = excluded.at",
                         (sid, now))
 
@@ -278,10 +302,13 @@ class SqliteHistoryStore:
                 if w.execute("SELECT 1 FROM executions WHERE sid = ?", (execution_sid,)).fetchone() is None:
                     w.execute("DELETE FROM steps WHERE execution_sid = ?", (execution_sid,))
                 w.execute("DELETE FROM orphans WHERE execution_sid = ?", (execution_sid,))
+                self._orphans.discard(execution_sid)
             w.execute("DELETE FROM deleted WHERE at <= ?", (now - self.deleted_memory,))
+            self._deleted = {sid: at for sid, at in self._deleted.items() if at > now - self.deleted_memory}
             keys = [row[0] for row in w.execute("DELETE FROM pending WHERE since <= ? RETURNING key", (now - delay,))]
         if removed:
-            w.execute("PRAGMA incremental_vacuum")  # give the freed pages back to the file system
+            w.executescript("PRAGMA incremental_vacuum;")  # executescript steps it to the end (execute frees one page)
+            w.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             log.info("history retention removed %d executions", removed)
         return keys
 

@@ -309,3 +309,17 @@ async def test_the_offsets_applied_survive_a_reopen_so_a_restart_reads_only_the_
 async def test_a_local_write_is_read_at_once(store: SqliteHistoryStore) -> None:
     await store.apply_local(SID.encode(), encode(execution()))
     assert [s for _, s in await listed(store)] == [SID]
+
+
+async def test_disk_space_of_expired_executions_goes_back_to_the_file_system(
+        store: SqliteHistoryStore, clock: FakeClock) -> None:
+    for n in range(300):
+        sid = f"FN{n:032d}"
+        batch = history_batch([step(sid, 0), execution(sid, status="ended", steps=1, note="x" * 2000)])
+        await store.apply([(0, n, sid.encode(), encode(batch[0]))])
+    pages = store._r.execute("PRAGMA page_count").fetchone()[0]
+    clock.advance(RETENTION)
+    await store.housekeep()
+    assert await store.sizes() == dict.fromkeys(("executions", "steps", "orphans", "deleted", "pending"), 0)
+    assert store._r.execute("PRAGMA freelist_count").fetchone()[0] == 0
+    assert store._r.execute("PRAGMA page_count").fetchone()[0] < pages / 4
