@@ -92,6 +92,10 @@ class Settings:
     #: Where services keep local state on disk (the ingress's history store: ``<data_dir>/ingress-<instance>/``).
     #: In containers a volume (k8s: the StatefulSet's PVC); ``make run`` uses ``.run/data``.
     data_dir: str = "/tmp/switchboard-data"
+    #: Where execution history lives: ``sqlite`` (each ingress its own file on local disk) or ``postgres``
+    #: (one shared copy for every replica, written by the replicas' consumer group; needs the DSN).
+    history_store: str = "sqlite"
+    history_postgres_dsn: str = ""
     #: The ingress's SQLite history file; empty: ``<data_dir>/ingress-<instance>/history.sqlite3``.
     history_sqlite_path: str = ""
     #: SQLite page cache per connection (KiB; the store has two): the ingress's memory for history.
@@ -171,5 +175,10 @@ class Settings:
                     raise ConfigError(f"SWITCHBOARD_OUTBOUND_ALLOW: {exc}") from exc
         if self.event_partitions < 1 or self.reply_partitions < 1:
             raise ConfigError("partition counts must be at least 1")
+        if self.history_store not in ("sqlite", "postgres"):
+            raise ConfigError(f"SWITCHBOARD_HISTORY_STORE must be 'sqlite' or 'postgres', not {self.history_store!r}")
+        if self.history_store == "postgres" and not self.history_postgres_dsn:
+            raise ConfigError("SWITCHBOARD_HISTORY_STORE=postgres needs SWITCHBOARD_HISTORY_POSTGRES_DSN "
+                              "(postgresql://user:password@host:5432/database)")
         if not 0 <= self.ingress_instance < self.reply_partitions:
             raise ConfigError("SWITCHBOARD_INGRESS_INSTANCE must be below SWITCHBOARD_REPLY_PARTITIONS")

@@ -21,7 +21,7 @@ from . import routes_executions, routes_flows, routes_revisions, webhook
 from .auth import authorized
 from .deps import DEPS, Deps
 from .errors import ApiError, error_response
-from .history import follow_history, open_store, run_janitor
+from .history import follow, open_store, run_janitor
 from .replies import ReplyChannel
 from .resources import Urls
 
@@ -93,7 +93,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
         app[DEPS] = deps
         state["deps"] = deps
         tasks = [asyncio.create_task(replies.run()), asyncio.create_task(follow_flows(readers[1], catalog)),
-                 asyncio.create_task(follow_history(readers[2], history, settings.topic("history"), stored_offsets)),
+                 asyncio.create_task(follow(settings, history, readers[2], stored_offsets)),
                  asyncio.create_task(run_janitor(history, lambda key: deps.publish("history", key, None),
                                                  settings.ingress_instance)),
                  asyncio.create_task(LagMonitor(settings).run())]

@@ -13,15 +13,17 @@ import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
 from shared.clock import Clock
 from shared.settings import Settings
 
+from .history_postgres import PostgresHistoryStore
 from .history_sqlite import SqliteHistoryStore
 from .history_store import HistoryStore, TopicRecord
 
-__all__ = ["follow_history", "open_store", "resume_positions", "run_janitor", "sqlite_path"]
+__all__ = ["follow", "follow_history", "follow_history_group", "open_store", "resume_positions", "run_janitor",
+           "sqlite_path"]
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +36,21 @@ def sqlite_path(settings: Settings) -> Path:
 
 
 def open_store(settings: Settings, clock: Clock) -> HistoryStore:
+    """The configured backend (``SWITCHBOARD_HISTORY_STORE``): ``sqlite`` (default) or ``postgres``."""
+    if settings.history_store == "postgres":
+        return PostgresHistoryStore(settings.history_postgres_dsn, settings.topic("history"),
+                                    retention=settings.history_retention_seconds, clock=clock,
+                                    expiry=settings.execution_expiry_seconds)
     return SqliteHistoryStore(sqlite_path(settings), retention=settings.history_retention_seconds, clock=clock,
                               cache_kib=settings.history_cache_kib)
+
+
+async def follow(settings: Settings, store: HistoryStore, reader: AIOKafkaConsumer, stored: dict[int, int]) -> None:
+    """Keep ``store`` in step with the topic: every replica its own copy (SQLite), or a shared one (PostgreSQL)."""
+    if settings.history_store == "postgres":
+        await follow_history_group(settings, store)
+    else:
+        await follow_history(reader, store, settings.topic("history"), stored)
 
 
 def resume_positions(stored: dict[int, int], begins: dict[int, int], ends: dict[int, int]) -> dict[int, int] | None:
@@ -87,6 +102,54 @@ async def follow_history(consumer: AIOKafkaConsumer, store: HistoryStore, topic:
             here = {tp.partition: await consumer.position(tp) for tp in tps}
             if all(here[p] >= ends[p] for p in ends):
                 store.ready.set()
+
+
+class _ResumeFromStore(ConsumerRebalanceListener):  # type: ignore[misc]
+    """A partition handed to this replica resumes where the store says it was applied, whoever applied it."""
+
+    def __init__(self, consumer: AIOKafkaConsumer, store: HistoryStore, assigned: asyncio.Event) -> None:
+        self.consumer, self.store, self.assigned = consumer, store, assigned
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        stored = await self.store.offsets()
+        for tp in assigned:
+            if tp.partition in stored:
+                self.consumer.seek(tp, stored[tp.partition])
+            else:
+                await self.consumer.seek_to_beginning(tp)
+        self.assigned.set()
+
+
+async def follow_history_group(settings: Settings, store: HistoryStore) -> None:
+    """Write the topic into a shared store as one member of the replicas' consumer group, forever.
+
+    Each partition is written by one replica at a time; the offsets live in the store, in the same
+    transaction as the rows, so a partition that moves resumes exactly where it was applied (Kafka's
+    committed offsets are not used). ``ready`` is set once this replica's first partitions caught up.
+    """
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, client_id="ingress-history-writer",
+                                group_id=f"{settings.topic_prefix}history-writer", enable_auto_commit=False,
+                                auto_offset_reset="earliest", fetch_max_wait_ms=100, fetch_min_bytes=65536,
+                                max_poll_records=5000, session_timeout_ms=10000, heartbeat_interval_ms=3000)
+    assigned = asyncio.Event()
+    await consumer.start()
+    try:
+        consumer.subscribe([settings.topic("history")], listener=_ResumeFromStore(consumer, store, assigned))
+        ends: dict[TopicPartition, int] | None = None
+        while True:
+            batches = await consumer.getmany(timeout_ms=200, max_records=5000)
+            await store.apply([(tp.partition, r.offset, r.key, r.value) for tp, rs in batches.items() for r in rs])
+            if not store.ready.is_set() and assigned.is_set():
+                mine = list(consumer.assignment())
+                ends = ends if ends is not None else await consumer.end_offsets(mine) if mine else {}
+                positions = {tp: await consumer.position(tp) for tp in ends if tp in mine}
+                if all(positions[tp] >= ends[tp] for tp in positions):
+                    store.ready.set()
+    finally:
+        await consumer.stop()
 
 
 Publish = Callable[[str], Awaitable[object]]

@@ -126,6 +126,9 @@ class SqliteHistoryStore:
         self._orphans = {row[0] for row in conn.execute("SELECT execution_sid FROM orphans")}
         return dict(conn.execute("SELECT partition, next FROM offsets").fetchall())
 
+    async def offsets(self) -> dict[int, int]:
+        return dict(self._r.execute("SELECT partition, next FROM offsets").fetchall())
+
     async def close(self) -> None:
         if self._wconn is not None:
             await self._write(self._wconn.close)

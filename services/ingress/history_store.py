@@ -88,6 +88,10 @@ class HistoryStore(Protocol):
 
     async def close(self) -> None: ...
 
+    async def offsets(self) -> dict[int, int]:
+        """The next offset to read of each partition, as applied so far."""
+        ...
+
     async def reset(self) -> None:
         """Forget everything (the topic it was built from is gone: a new cluster or a recreated topic)."""
         ...
