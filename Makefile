@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run stop test unit integration lint typecheck bench bench-quick bench-scheduler clean prometheus
+.PHONY: run stop test unit integration lint typecheck bench bench-quick bench-scheduler bench-state clean prometheus
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,7 @@ bench: $(STAMP) kafka
 	$(PY) -m bench.http_worker_overhead --seconds 3
 	$(PY) -m bench.http_worker_pipeline
 	$(PY) -m bench.scheduler_bench
+	$(PY) -m bench.history_state
 
 bench-quick: $(STAMP) kafka
 	$(PY) -m bench.run --quick
@@ -55,6 +56,11 @@ bench-quick: $(STAMP) kafka
 # One scheduler process with 1,000,000 pending timers (memory, lateness, recovery); smaller: TIMERS=100000.
 bench-scheduler: $(STAMP) kafka
 	$(PY) -m bench.scheduler_bench --timers $(or $(TIMERS),1000000)
+
+# State: the ingress's history store with 1,000,000 retained executions (memory slope, read path p99, restart,
+# rebuild, retention); smaller: EXECUTIONS=100000.
+bench-state: $(STAMP) kafka
+	$(PY) -m bench.history_state --executions $(or $(EXECUTIONS),1000000)
 
 clean:
 	rm -rf $(VENV) .run .pytest_cache .mypy_cache .ruff_cache
