@@ -19,9 +19,23 @@ from shared.flow import FlowDefinition, FlowDefinitionError, parse_definition
 from shared.kafka import follow
 from shared.messages import DecodeError, FlowRecord, decode
 
-__all__ = ["FlowCatalog", "flow_key", "follow_flows"]
+__all__ = ["FLOW_WAIT_SECONDS", "FlowCatalog", "flow_key", "flow_wait", "follow_flows"]
 
 log = logging.getLogger(__name__)
+
+
+#: How long after an event was sent its flow may still be on its way to a reader of the flows topic.
+FLOW_WAIT_SECONDS = 10.0
+
+
+def flow_wait(now: float, sent_at: float, budget: float = FLOW_WAIT_SECONDS) -> float:
+    """How long to wait for the flow an event names: what is left of ``budget`` since the event was sent.
+
+    The ingress writes a flow before any event that uses it, so a reader that lags sees it within moments;
+    an event older than the budget whose flow is still unknown names a flow that does not exist (deleted,
+    or a poison record), and waiting for it would only stall its partition.
+    """
+    return max(0.0, min(budget, sent_at + budget - now))
 
 
 def flow_key(sid: str, revision: int) -> bytes:

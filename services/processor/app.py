@@ -22,7 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared import metrics
 from shared.clock import Clock, SystemClock
-from shared.flow_catalog import FlowCatalog, follow_flows
+from shared.flow_catalog import FlowCatalog, flow_wait, follow_flows
 from shared.kafka import make_reader, read_all_partitions
 from shared.logs import rebind
 from shared.messages import (
@@ -149,7 +149,8 @@ def create_app(settings: Settings, clock: Clock | None = None, worker_id: str = 
             # find its flow "gone" and end its execution (20404). Wait until the catalog caught up.
             await catalog.ready.wait()
         if isinstance(message, StartExecution | WebhookReceived):
-            await catalog.wait_for(message.flow_sid, message.revision, timeout=10.0)
+            sent_at = message.created_at if isinstance(message, StartExecution) else message.received_at
+            await catalog.wait_for(message.flow_sid, message.revision, timeout=flow_wait(clock.now(), sent_at))
         rebind(execution_sid=getattr(message, "execution_sid", ""), flow_sid=getattr(message, "flow_sid", ""))
         route, executions = decode_route_record(routes.get(key))
         env = Env(now=clock.now(), settings=settings, flows=catalog.definition, offset=offset,

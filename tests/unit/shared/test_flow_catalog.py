@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from shared.flow_catalog import FlowCatalog, flow_key
+import pytest
+
+from shared.flow_catalog import FlowCatalog, flow_key, flow_wait
 from shared.messages import FlowRecord, encode
 
 SID = "FW" + "1" * 32
@@ -49,3 +51,12 @@ def test_records_not_from_the_reader_are_always_applied() -> None:
     catalog.apply(KEY, encode(_record(["+1a"])))
     catalog.apply(KEY, encode(_record(["+1b"])))
     assert catalog.test_users(SID) == ["+1b"]
+
+
+@pytest.mark.parametrize(("now", "sent_at", "wait"), [
+    (100.0, 100.0, 10.0), (103.0, 100.0, 7.0), (110.0, 100.0, 0.0), (500.0, 0.0, 0.0), (99.0, 100.0, 10.0),
+], ids=["just-sent-waits-the-budget", "waits-what-is-left", "budget-spent", "an-old-poison-event-waits-nothing",
+        "a-clock-behind-the-sender-waits-no-longer-than-the-budget"])
+def test_an_event_waits_for_its_flow_only_while_the_flow_could_still_be_on_its_way(
+        now: float, sent_at: float, wait: float) -> None:
+    assert flow_wait(now, sent_at) == wait
