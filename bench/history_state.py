@@ -299,12 +299,12 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         ingress.start()
         await ingress.wait_ready()
         started = time.monotonic()
-        previous = -1
-        while True:
-            held = _held(db)
-            if held == previous and held < held_before:
+        previous: tuple[int, int] = (-1, -1)
+        while True:  # until the janitor has deleted what expired and handed the space back (both stable)
+            held, size = _held(db), _file_bytes(db)
+            if (held, size) == previous and held < held_before:
                 break
-            previous = held
+            previous = (held, size)
             await asyncio.sleep(10.5)
         out["retention"] = {"held_before": held_before, "held_after": held, "seconds": time.monotonic() - started,
                             "file_bytes_before": before, "file_bytes_after": _file_bytes(db)}

@@ -72,8 +72,10 @@ _UPSERT_STEP = ("INSERT INTO steps (execution_sid, sid, idx, date_updated, raw) 
                 "date_updated = excluded.date_updated, raw = excluded.raw "
                 "WHERE excluded.date_updated >= steps.date_updated")
 
-#: Rows deleted per statement when retention catches up (keeps each write transaction short).
+#: Executions deleted per write transaction when retention catches up (keeps each writer job short).
 _CHUNK = 2000
+#: Pages handed back to the file system per writer job (4 KiB pages: 16 MiB).
+_VACUUM_PAGES = 4096
 
 
 class SqliteHistoryStore:
@@ -280,24 +282,40 @@ class SqliteHistoryStore:
     # -- housekeeping -----------------------------------------------------------------------------
 
     async def housekeep(self, delay: float = 0.0) -> list[str]:
+        """Retention, orphans, the deleted guard and pending tombstones; then give freed space back.
+
+        Each chunk of work is its own job on the writer thread, so records read from the topic are applied
+        in between: catching up on a large retention backlog never holds the history still.
+        """
         now = self.clock.now()
-        keys = await self._write(lambda: self._housekeep(now, delay))
+        removed = 0
+        while True:
+            count = await self._write(lambda: self._expire_chunk(now))
+            removed += count
+            if count < _CHUNK:
+                break
+        keys = await self._write(lambda: self._tidy(now, delay))
+        if removed:
+            while await self._write(self._vacuum_step):
+                pass
+            await self._write(lambda: self._w.execute("PRAGMA wal_checkpoint(TRUNCATE)"))
+            log.info("history retention removed %d executions", removed)
         self._notify()
         return keys
 
-    def _housekeep(self, now: float, delay: float) -> list[str]:
+    def _expire_chunk(self, now: float) -> int:
+        """Delete up to a chunk of ended executions past retention, with their steps; how many."""
         w = self._w
-        removed = 0
-        while True:  # retention: ended executions past it, with their steps, a chunk per transaction
-            with _transaction(w):
-                sids = [row[0] for row in w.execute(
-                    "SELECT sid FROM executions WHERE status = 'ended' AND date_updated <= ? LIMIT ?",
-                    (now - self.retention, _CHUNK))]
-                w.executemany("DELETE FROM steps WHERE execution_sid = ?", [(s,) for s in sids])
-                w.executemany("DELETE FROM executions WHERE sid = ?", [(s,) for s in sids])
-            removed += len(sids)
-            if len(sids) < _CHUNK:
-                break
+        with _transaction(w):
+            sids = [row[0] for row in w.execute(
+                "SELECT sid FROM executions WHERE status = 'ended' AND date_updated <= ? LIMIT ?",
+                (now - self.retention, _CHUNK))]
+            w.executemany("DELETE FROM steps WHERE execution_sid = ?", [(s,) for s in sids])
+            w.executemany("DELETE FROM executions WHERE sid = ?", [(s,) for s in sids])
+        return len(sids)
+
+    def _tidy(self, now: float, delay: float) -> list[str]:
+        w = self._w
         with _transaction(w):
             orphans = [row[0] for row in w.execute(
                 "SELECT execution_sid FROM orphans WHERE since <= ?", (now - self.orphan_grace - delay,))]
@@ -308,12 +326,13 @@ class SqliteHistoryStore:
                 self._orphans.discard(execution_sid)
             w.execute("DELETE FROM deleted WHERE at <= ?", (now - self.deleted_memory,))
             self._deleted = {sid: at for sid, at in self._deleted.items() if at > now - self.deleted_memory}
-            keys = [row[0] for row in w.execute("DELETE FROM pending WHERE since <= ? RETURNING key", (now - delay,))]
-        if removed:
-            w.executescript("PRAGMA incremental_vacuum;")  # executescript steps it to the end (execute frees one page)
-            w.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            log.info("history retention removed %d executions", removed)
-        return keys
+            return [row[0] for row in w.execute("DELETE FROM pending WHERE since <= ? RETURNING key", (now - delay,))]
+
+    def _vacuum_step(self) -> bool:
+        """Hand up to 16 MiB of free pages back to the file system; whether any are left."""
+        # executescript steps the pragma to its end (a plain execute frees one page per call).
+        self._w.executescript(f"PRAGMA incremental_vacuum({_VACUUM_PAGES});")
+        return int(self._w.execute("PRAGMA freelist_count").fetchone()[0]) > 0
 
     async def retry(self, keys: list[str]) -> None:
         now = self.clock.now()
