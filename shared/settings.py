@@ -104,6 +104,9 @@ class Settings:
     #: How often ingress, http-worker and scheduler sample consumer-group lag (shared/lag.py); 0 turns it off.
     lag_sample_seconds: float = 15.0
 
+    #: Serve the read-only web console at /console/ (static assets that use the REST API with its credentials).
+    console_enabled: bool = True
+
     log_level: str = "INFO"
     log_json: bool = True
     extra: Mapping[str, str] = field(default_factory=dict, compare=False)

@@ -19,6 +19,7 @@ from shared.settings import Settings
 
 from . import routes_executions, routes_flows, routes_revisions, webhook
 from .auth import authorized
+from .console import PUBLIC_PREFIX, add_console_routes
 from .deps import DEPS, Deps
 from .errors import ApiError, error_response
 from .history import follow, open_store, run_janitor
@@ -30,7 +31,7 @@ __all__ = ["create_app"]
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-_OPEN = ("/metrics", "/livez", "/readyz")
+_OPEN = ("/metrics", "/livez", "/readyz", PUBLIC_PREFIX)
 
 
 @web.middleware
@@ -73,6 +74,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
     app.router.add_routes(routes_revisions.routes)
     app.router.add_routes(routes_executions.routes)
     app.router.add_routes(webhook.routes)
+    add_console_routes(app, settings)
     state: dict[str, Deps] = {}
     add_health_routes(app, lambda: "deps" in state and _ready(state["deps"]))
 
