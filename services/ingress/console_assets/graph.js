@@ -4,7 +4,9 @@
 // took, and the widget it is waiting in.
 
 import {s} from "./dom.js";
-import {PORT_H, layout} from "./layout.js";
+import {PORT_H, bounds, layout} from "./layout.js";
+
+const READABLE = 0.6;  // the least scale a page opens at: names are still legible
 
 let canvas = null;
 
@@ -12,7 +14,7 @@ let canvas = null;
 export function measure(text, kind) {
   canvas = canvas || document.createElement("canvas");
   const ctx = canvas.getContext("2d");
-  ctx.font = kind === "name" ? "600 13px sans-serif" : "11px sans-serif";
+  ctx.font = kind === "name" ? "600 15px sans-serif" : "12px sans-serif";
   return ctx.measureText(text).width;
 }
 
@@ -44,16 +46,16 @@ function drawNode(node) {
   g.append(
     s("title", {}, `${node.name} (${node.type})`),
     s("rect", {class: "box", x: node.x, y: node.y, width: node.w, height: node.h, rx: 6}),
-    s("text", {class: "name", x: node.x + 10, y: node.y + 20}, fit(node.name, node.w - 50, "name")),
-    s("text", {class: "type", x: node.x + 10, y: node.y + 36}, fit(node.type, node.w - 20, "type")),
+    s("text", {class: "name", x: node.x + 10, y: node.y + 22}, fit(node.name, node.w - 60, "name")),
+    s("text", {class: "type", x: node.x + 10, y: node.y + 40}, fit(node.type, node.w - 20, "type")),
   );
-  node.badge = s("text", {class: "steps-badge", x: node.x + node.w - 8, y: node.y + 18, "text-anchor": "end"});
+  node.badge = s("text", {class: "steps-badge", x: node.x + node.w - 8, y: node.y + 20, "text-anchor": "end"});
   g.append(node.badge);
   node.portEls = node.ports.map((port) => {
     const pg = s("g", {class: ["port", port.next ? "" : "port-end"], dataset: {event: port.label}},
       s("title", {}, port.label + (port.hint ? ` (${port.hint})` : "") + (port.next ? ` → ${port.next}` : " → end")),
       s("rect", {x: node.x + port.x, y: node.y + port.y, width: port.w, height: PORT_H, rx: 9}),
-      s("text", {x: node.x + port.x + port.w / 2, y: node.y + port.y + 13, "text-anchor": "middle"},
+      s("text", {x: node.x + port.x + port.w / 2, y: node.y + port.y + 14, "text-anchor": "middle"},
         fit(port.label, port.w - 10, "port")));
     g.append(pg);
     return pg;
@@ -84,8 +86,7 @@ export function drawFlow(definition, {onSelect} = {}) {
   svg.append(edgeLayer, nodeLayer);
 
   const pad = 40, b = drawing.bounds;
-  const home = {x: b.x - pad, y: b.y - pad, w: b.w + 2 * pad, h: b.h + 2 * pad};
-  let view = {...home};
+  let view = {x: b.x - pad, y: b.y - pad, w: b.w + 2 * pad, h: b.h + 2 * pad};
   const apply = () => svg.setAttribute("viewBox", `${view.x} ${view.y} ${view.w} ${view.h}`);
   apply();
   const scale = () => Math.max(view.w / (svg.clientWidth || 1), view.h / (svg.clientHeight || 1));
@@ -119,6 +120,16 @@ export function drawFlow(definition, {onSelect} = {}) {
     if (clicked && onSelect) onSelect(clicked.dataset.name);
   });
 
+  function frame(nodes, floor, anchor) {
+    const box = bounds(nodes), cw = svg.clientWidth || 800, ch = svg.clientHeight || 600;
+    const fits = Math.min(cw / (box.w + 2 * pad), ch / (box.h + 2 * pad), 1);
+    const k = Math.max(fits, floor);
+    const w = cw / k, h = ch / k;
+    if (k === fits || !anchor) view = {x: box.x + box.w / 2 - w / 2, y: box.y + box.h / 2 - h / 2, w, h};
+    else view = {x: anchor.x + anchor.w / 2 - w / 2, y: box.y - pad, w, h};
+    apply();
+  }
+
   function portOf(node, event, next) {
     const exact = node.ports.findIndex((p) => p.label === event && p.next === next);
     return exact >= 0 ? exact : node.ports.findIndex((p) => p.label === event && !p.next);
@@ -127,11 +138,14 @@ export function drawFlow(definition, {onSelect} = {}) {
   return {
     svg,
     drawing,
-    /** The whole flow in view, but never magnified past 1:1 (a two-widget flow stays widget-sized). */
-    fit() {
-      const w = Math.max(home.w, svg.clientWidth || 0), h = Math.max(home.h, svg.clientHeight || 0);
-      view = {x: home.x - (w - home.w) / 2, y: home.y - (h - home.h) / 2, w, h};
-      apply();
+    /** The whole flow in view (never magnified past 1:1). */
+    fit() { frame(drawing.nodes, 0, null); },
+    /** The first view of a page: the named widgets (all by default) if they fit at a readable scale, else that
+     *  scale from the top of them, centred on the first one (the trigger, or where a path starts). */
+    focus(names) {
+      const nodes = (names || []).map((n) => drawing.byName.get(n)).filter(Boolean);
+      const anchor = nodes[0] || drawing.byName.get(definition && definition.initial_state) || null;
+      frame(nodes.length ? nodes : drawing.nodes, READABLE, anchor);
     },
     zoom(factor) {
       const cx = view.x + view.w / 2, cy = view.y + view.h / 2;

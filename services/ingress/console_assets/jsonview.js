@@ -13,6 +13,19 @@ function scalar(value) {
   return h("span", {class: "json-other"}, String(value));
 }
 
+const SMALL = 60;
+
+/** How many scalars value holds, counting no further than limit + 1. */
+function leaves(value, limit) {
+  if (value === null || typeof value !== "object") return 1;
+  let count = 0;
+  for (const child of Object.values(value)) {
+    count += leaves(child, limit - count);
+    if (count > limit) break;
+  }
+  return count;
+}
+
 function keyLabel(key) {
   return key === null ? null : [h("span", {class: "json-key"}, String(key)), ": "];
 }
@@ -29,7 +42,9 @@ function entry(key, value, depth, openDepth) {
   const children = h("div", {class: "json-children"},
     items.slice(0, MAX_CHILDREN).map(([k, v]) => entry(k, v, depth + 1, openDepth)),
     items.length > MAX_CHILDREN ? h("div", {class: "json-more"}, `… ${items.length - MAX_CHILDREN} more`) : null);
-  return h("details", {class: "json-node", open: depth < openDepth},
+  // a small subtree opens whole: a step's context is a few nested keys deep (widgets.NAME.inbound.Body)
+  const open = depth < openDepth || leaves(value, SMALL) <= SMALL;
+  return h("details", {class: "json-node", open},
     h("summary", {}, keyLabel(key), h("span", {class: "json-summary"}, summary)), children);
 }
 

@@ -4,9 +4,9 @@
 // last pass moves boxes apart until none overlap, because hand-edited or generated offsets can collide.
 // Pure functions of the definition and a text-measuring function: no DOM here.
 
-export const BOX_W = 220;
-export const HEAD_H = 46;      // name and type lines
-export const PORT_H = 18;      // one transition "port" pill, labelled with its event
+export const BOX_W = 260;
+export const HEAD_H = 52;      // name and type lines
+export const PORT_H = 20;      // one transition "port" pill, labelled with its event
 export const PORT_GAP = 4;
 export const PAD = 8;
 export const GAP = 24;         // the least space left between two boxes
@@ -34,7 +34,7 @@ export function buildNodes(definition, measure) {
       const next = t && typeof t.next === "string" && t.next ? t.next : null;
       const conditions = t && Array.isArray(t.conditions) ? t.conditions : [];
       const hint = conditions.map((c) => (c && c.friendly_name !== undefined ? String(c.friendly_name) : "")).join("; ");
-      const w = Math.min(inner, Math.max(PORT_MIN_W, Math.ceil(measure(label, "port")) + 14));
+      const w = Math.min(inner, Math.max(PORT_MIN_W, Math.ceil(measure(label, "port")) + 16));
       if (x > 0 && x + w > inner) { x = 0; row += 1; }
       ports.push({index, label, next, hint, w, x: PAD + x, y: HEAD_H + row * (PORT_H + PORT_GAP)});
       x += w + PORT_GAP;

@@ -144,8 +144,10 @@ export async function executionPage(ctx, flowSid, sid, query) {
           h("thead", {}, h("tr", {}, ["#", "Widget", "Event", "Next", "At", "Since start", "Took"].map((t) => h("th", {}, t)))),
           stepsBody)),
       h("section", {class: "context"}, contextTitle, contextBody)));
-  graph.fit();
-  if (await refresh()) {
+  const active = await refresh();
+  const path = topLevel();
+  graph.focus(path.length ? [path[0].from, ...path.map((step) => step.to)] : null);
+  if (active) {
     const stop = ctx.every(POLL_MS, async () => { if (!(await refresh())) stop(); });
   }
 }

@@ -34,5 +34,5 @@ export async function flowPage(ctx, sid, query) {
         shown.valid === false ? h("span", {class: "warn"}, "invalid definition") : null),
       h("div", {class: "actions"}, link(["flows", sid, "executions"], "Executions →"))),
     graphPanel(graph));
-  graph.fit();
+  graph.focus();
 }
