@@ -126,7 +126,12 @@ export function drawFlow(definition, {onSelect} = {}) {
     const k = Math.max(fits, floor);
     const w = cw / k, h = ch / k;
     if (k === fits || !anchor) view = {x: box.x + box.w / 2 - w / 2, y: box.y + box.h / 2 - h / 2, w, h};
-    else view = {x: anchor.x + anchor.w / 2 - w / 2, y: box.y - pad, w, h};
+    else {
+      // centred on the anchor, but not past the drawing's left or right edge (no half-empty first view)
+      const lo = box.x - pad, hi = box.x + box.w + pad - w;
+      const x = hi < lo ? box.x + box.w / 2 - w / 2 : Math.min(Math.max(anchor.x + anchor.w / 2 - w / 2, lo), hi);
+      view = {x, y: box.y - pad, w, h};
+    }
     apply();
   }
 
