@@ -131,6 +131,11 @@ async def test_a_person_follows_an_execution_live_from_the_flows_list_to_a_steps
         await page.select_option("#filter-status", "ended")
         await page.click("form.filters button[type=submit]")
         await page.wait_for_selector("text=0 match(es)")
+        today = created["date_created"][:10]  # the date filter is by UTC day, sent to the API
+        await page.goto(f"{api.base}/console/#/flows/{flow_sid}/executions?from={today}&to={today}")
+        await page.wait_for_selector(f"#executions tr[data-sid='{created['sid']}']")
+        await page.goto(f"{api.base}/console/#/flows/{flow_sid}/executions?to=2000-01-01")
+        await page.wait_for_selector("text=No executions match.")
 
         await page.goto(f"{api.base}/console/#/flows/{flow_sid}/executions?status=active")
         await page.click(f"#executions a:text('{created['sid']}')")

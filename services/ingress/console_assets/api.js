@@ -69,6 +69,7 @@ export const paths = {
   flows: (query) => "/v2/Flows" + (query ? "?" + new URLSearchParams(query) : ""),
   flow: (sid) => `/v2/Flows/${enc(sid)}`,
   revision: (sid, n) => `/v2/Flows/${enc(sid)}/Revisions/${enc(n)}`,
+  revisions: (sid) => `/v2/Flows/${enc(sid)}/Revisions?PageSize=100`,
   executions: (sid, query) => `/v2/Flows/${enc(sid)}/Executions` + (query ? "?" + new URLSearchParams(query) : ""),
   execution: (sid, fn) => `/v2/Flows/${enc(sid)}/Executions/${enc(fn)}`,
   context: (sid, fn) => `/v2/Flows/${enc(sid)}/Executions/${enc(fn)}/Context`,

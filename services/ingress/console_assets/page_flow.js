@@ -19,8 +19,17 @@ export function graphPanel(flow) {
     frame);
 }
 
+/** A picker of the flow's revisions (the newest 100); choosing one draws it. */
+function revisionPicker(sid, revisions, shown) {
+  const select = h("select", {id: "revision", onchange: () => {
+    location.hash = `#/flows/${encodeURIComponent(sid)}?revision=${encodeURIComponent(select.value)}`;
+  }}, revisions.map((r) => h("option", {value: String(r.revision), selected: r.revision === shown.revision},
+    `revision ${r.revision} · ${r.status}` + (r.commit_message ? ` · ${r.commit_message}` : ""))));
+  return h("label", {class: "muted"}, "Showing ", select);
+}
+
 export async function flowPage(ctx, sid, query) {
-  const flow = await get(paths.flow(sid));
+  const [flow, list] = await Promise.all([get(paths.flow(sid)), get(paths.revisions(sid))]);
   const shown = query.revision ? await get(paths.revision(sid, query.revision)) : flow;
   ctx.crumbs([["Flows", ["flows"]], [flow.friendly_name || sid]]);
   ctx.title(flow.friendly_name || sid);
@@ -29,7 +38,7 @@ export async function flowPage(ctx, sid, query) {
     h("div", {class: "page-head"},
       h("h1", {}, flow.friendly_name || sid),
       h("div", {class: "facts"},
-        badge(shown.status), h("span", {}, `revision ${shown.revision}`),
+        badge(shown.status), revisionPicker(sid, list.revisions || [], shown),
         h("span", {class: "sid"}, sid), h("span", {}, "updated " + when(flow.date_updated)),
         shown.valid === false ? h("span", {class: "warn"}, "invalid definition") : null),
       h("div", {class: "actions"}, link(["flows", sid, "executions"], "Executions →"))),

@@ -53,6 +53,7 @@ def _api() -> web.Application:
         "/v2/Flows": {"flows": [{**flow, "definition": None}], "meta": meta},
         f"/v2/Flows/{FLOW}": flow,
         f"/v2/Flows/{FLOW}/Revisions/1": flow,
+        f"/v2/Flows/{FLOW}/Revisions": {"revisions": [{**flow, "definition": None, "commit_message": HOSTILE}], "meta": meta},
         f"/v2/Flows/{FLOW}/Executions": {"executions": [execution], "meta": meta},
         f"/v2/Flows/{FLOW}/Executions/{EXECUTION}": execution,
         f"/v2/Flows/{FLOW}/Executions/{EXECUTION}/Context": {"context": {HOSTILE: HOSTILE}},
@@ -112,6 +113,18 @@ def test_no_asset_hands_data_to_an_html_parser() -> None:
         assert found == [], f"{path.name}: {found}"
 
 
+async def test_refused_credentials_keep_the_sign_in_form_and_say_so(client: TestClient[Any, Any]) -> None:
+    async with browser_page() as browser:
+        page = browser.page
+        await page.goto(str(client.make_url("/console/")))
+        await page.fill("#login-user", SETTINGS.account_sid)
+        await page.fill("#login-password", "wrong")
+        await page.click("#login button[type=submit]")
+        await page.wait_for_selector("#login .error:text('Those credentials were refused.')")
+        assert await page.evaluate("sessionStorage.length") == 0
+        browser.errors.remove("console error: Failed to load resource: the server responded with a status of 401 (Unauthorized)")
+
+
 async def test_a_flow_named_script_renders_as_text_on_every_page(client: TestClient[Any, Any]) -> None:
     base = str(client.make_url("/console/"))
     async with browser_page() as browser:
@@ -127,6 +140,7 @@ async def test_a_flow_named_script_renders_as_text_on_every_page(client: TestCli
         await page.wait_for_selector("svg.graph g.node")
         assert await page.locator("h1").text_content() == HOSTILE
         assert HOSTILE in (await page.title())
+        assert await page.locator("#revision option").text_content() == f"revision 1 · published · {HOSTILE}"
         widget = page.locator("g.node").nth(1)  # the definition's second state, named HOSTILE
         assert await widget.get_attribute("data-name") == HOSTILE
         assert HOSTILE.startswith((await widget.locator("text.name").text_content() or "").rstrip("…"))
