@@ -37,12 +37,26 @@ function context(id) {
       const timer = setInterval(async () => {
         if (id !== generation || busy || document.visibilityState === "hidden") return;
         busy = true;
-        try { await fn(); } catch (error) { report(error, id); } finally { busy = false; }
+        try {
+          await fn();
+          notice("");
+        } catch (error) {
+          // a failed refresh keeps what is shown (the engine may be restarting) and says so until one succeeds
+          if (error instanceof AuthError) report(error, id);
+          else if (id === generation) notice(`Live updates paused: ${error.message}. Retrying…`);
+        } finally { busy = false; }
       }, ms);
       timers.push(timer);
       return () => clearInterval(timer);
     },
   };
+}
+
+function notice(text) {
+  let bar = document.getElementById("notice");
+  if (!text) { if (bar) bar.remove(); return; }
+  if (!bar) { bar = h("p", {id: "notice", class: "notice", role: "status"}); main.prepend(bar); }
+  bar.textContent = text;
 }
 
 function report(error, id) {

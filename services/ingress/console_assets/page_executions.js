@@ -79,6 +79,7 @@ export async function executionsPage(ctx, sid, query) {
     h("div", {class: "facts"}, link(["flows", sid], flow.friendly_name || sid), h("span", {class: "sid"}, sid))),
   filterForm(sid, query), body);
 
+  let shown = null;
   const keep = Object.fromEntries(Object.entries(query).filter(([k, v]) => v && k !== "token"));
   async function render() {
     if (query.contact) {
@@ -92,6 +93,10 @@ export async function executionsPage(ctx, sid, query) {
     const page = await get(paths.executions(sid, {...apiFilters(query), PageSize: "50",
                                                   ...(query.token ? {PageToken: query.token} : {})}));
     if (!ctx.alive()) return;
+    // redraw only when something changed, so a refresh does not drop the reader's text selection or focus
+    const signature = JSON.stringify(page.executions.map((e) => [e.sid, e.status, e.date_updated]));
+    if (signature === shown) return;
+    shown = signature;
     const next = token(page.meta && page.meta.next_page_url);
     const previous = token(page.meta && page.meta.previous_page_url);
     mount(body, page.executions.length ? table(sid, page.executions) : h("p", {class: "empty"}, "No executions match."),
