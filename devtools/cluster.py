@@ -168,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
 Switchboard is running (Kafka {cluster.broker.bootstrap if cluster.broker else '?'}; logs in {args.dir}/logs).
 
   Ingress:     {base}
+  Console:     {base}/console/   (sign in with the account SID and auth token)
   Account SID: {s.account_sid}
   Auth token:  {s.auth_token}
 

@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,6 +59,10 @@ def test_the_printed_curl_commands_work_and_stop_leaves_no_process(tmp_path: Pat
         assert steps["steps"], steps  # the demo execution has taken its steps
         assert {s["transitioned_from"] for s in steps["steps"]} >= {"Trigger"}
         assert context["context"]["flow"]["data"]["name"] == "Ann", context
+        console = re.search(r"Console: +(\S+)", printed)
+        assert console is not None, printed
+        with urllib.request.urlopen(console.group(1), timeout=10) as page:  # the banner's console URL serves the page
+            assert page.status == 200 and b'src="app.js"' in page.read()
     finally:
         stopped = subprocess.run([sys.executable, "-m", "devtools.cluster", "stop", "--dir", str(run_dir)],
                                  cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
