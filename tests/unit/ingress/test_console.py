@@ -48,6 +48,9 @@ def _api() -> web.Application:
             "transitioned_from": "Trigger", "transitioned_to": HOSTILE, "date_created": "2026-12-04T10:00:00Z",
             "date_updated": "2026-12-04T10:00:00Z"}
     last = {**step, "sid": "FT" + "d" * 32, "name": "next", "transitioned_from": HOSTILE, "transitioned_to": "Ended"}
+    # a step inside a subflow: listed under its Run Subflow step, never matched to this flow's widgets
+    nested = {**step, "sid": "FT" + "e" * 32, "parent_step_sid": STEP, "name": "sent", "transitioned_from": "Trigger",
+              "transitioned_to": "Ended"}
     meta = {"next_page_url": None, "previous_page_url": None}
     answers = {
         "/v2/Flows": {"flows": [{**flow, "definition": None}], "meta": meta},
@@ -57,7 +60,7 @@ def _api() -> web.Application:
         f"/v2/Flows/{FLOW}/Executions": {"executions": [execution], "meta": meta},
         f"/v2/Flows/{FLOW}/Executions/{EXECUTION}": execution,
         f"/v2/Flows/{FLOW}/Executions/{EXECUTION}/Context": {"context": {HOSTILE: HOSTILE}},
-        f"/v2/Flows/{FLOW}/Executions/{EXECUTION}/Steps": {"steps": [last, step], "meta": meta},
+        f"/v2/Flows/{FLOW}/Executions/{EXECUTION}/Steps": {"steps": [last, nested, step], "meta": meta},
         f"/v2/Flows/{FLOW}/Executions/{EXECUTION}/Steps/{STEP}/Context": {"context": {"note": HOSTILE}},
     }
 
@@ -152,6 +155,8 @@ async def test_a_flow_named_script_renders_as_text_on_every_page(client: TestCli
         await page.wait_for_selector("#context .json-key")
         assert await page.locator("#context .json-key").first.text_content() == HOSTILE
         assert await page.locator("#context .json-string").first.text_content() == json.dumps(HOSTILE)
+        assert await page.locator("#steps tr.nested td").first.text_content() == "↳"
+        assert await page.locator("g.node[data-name='Trigger'] .steps-badge").text_content() == "1"
         await page.locator("#steps tr.step").first.click()
         await page.wait_for_selector("#context .json-key:text('note')")
         await browser.screenshot("escaping-execution")
