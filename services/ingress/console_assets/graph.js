@@ -157,10 +157,13 @@ export function drawFlow(definition, {onSelect} = {}) {
       view = {x: cx - (view.w * factor) / 2, y: cy - (view.h * factor) / 2, w: view.w * factor, h: view.h * factor};
       apply();
     },
-    /** Centre the view on a widget without changing the zoom. */
+    /** Centre the view on a widget, without changing the zoom, unless it is in view already. */
     reveal(name) {
       const node = drawing.byName.get(name);
-      if (!node) return;
+      if (!node || drag) return;  // never pull the drawing from under the user's pointer
+      const inside = node.x >= view.x && node.y >= view.y && node.x + node.w <= view.x + view.w
+        && node.y + node.h <= view.y + view.h;
+      if (inside) return;
       view = {...view, x: node.x + node.w / 2 - view.w / 2, y: node.y + node.h / 2 - view.h / 2};
       apply();
     },

@@ -131,6 +131,7 @@ export async function executionPage(ctx, flowSid, sid, query) {
       renderHead();
       renderSteps();
       renderGraph();
+      if (!initial && current()) graph.reveal(current());  // follow a live execution across a big flow
     }
     // a step's context never changes once recorded; the execution's does while it runs
     if (initial || (changed && selected === null)) await showContext();
