@@ -36,7 +36,7 @@ function filterForm(sid, query) {
     const search = new URLSearchParams(Object.entries(next).filter(([, v]) => v)).toString();
     location.hash = `#/flows/${encodeURIComponent(sid)}/executions` + (search ? "?" + search : "");
   }},
-  h("label", {}, "Status ", status), h("label", {}, "Created from ", from), h("label", {}, "to ", to),
+  h("label", {}, "Status ", status), h("label", {}, "Created (UTC) from ", from), h("label", {}, "to ", to),
   h("label", {}, "Contact ", contact), h("button", {type: "submit"}, "Apply"),
   link(["flows", sid, "executions"], "Clear"));
 }
