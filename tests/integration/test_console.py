@@ -123,6 +123,8 @@ async def test_a_person_follows_an_execution_live_from_the_flows_list_to_a_steps
         active = page.locator(f"#executions tr[data-sid='{created['sid']}']")
         assert await active.get_attribute("data-status") == "active"
         assert await active.locator("td").nth(2).text_content() == contact
+        second = await api.start(flow_sid, to=phone(), from_=CHANNEL)  # appears without a reload (the list polls)
+        await page.wait_for_selector(f"#executions tr[data-sid='{second['sid']}']", timeout=10_000)
         await browser.screenshot("3-executions")
         await page.fill("#filter-contact", contact[-7:])
         await page.click("form.filters button[type=submit]")
