@@ -70,6 +70,11 @@ class Settings:
     #: Networks/hosts outbound HTTP may reach although private/loopback (e.g. "127.0.0.0/8").
     outbound_allow: tuple[str, ...] = ()
     twilio_api_base: str = "https://api.twilio.com"
+    #: Where Send to Flex creates interactions for messages and conversations (Flex's Interactions API); like
+    #: ``twilio_api_base`` it receives the account's credentials.
+    flex_api_base: str = "https://flex-api.twilio.com"
+    #: The TaskRouter workspace Send to Flex routes interactions in (``WS…``; Studio finds it from the workflow).
+    flex_workspace_sid: str = ""
     http_timeout_seconds: float = 10.0
     http_max_response_bytes: int = 65536
     http_max_redirects: int = 5

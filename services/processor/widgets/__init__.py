@@ -14,7 +14,7 @@ from shared.flow import State
 from shared.messages import Event
 
 from ..sprint import Descend, Next, Park, Sprint
-from . import http, logic, messaging, outbound_call, recording, subflow, voice
+from . import flex, http, logic, messaging, outbound_call, recording, subflow, voice
 
 __all__ = ["ENTER", "RESUME", "Enter", "Resume"]
 
@@ -37,6 +37,7 @@ ENTER: dict[str, Enter] = {
     "record-call": recording.record_call,
     "make-outgoing-call-v2": outbound_call.make_outgoing_call,
     "run-subflow": subflow.run_subflow,
+    "send-to-flex": flex.send_to_flex,
 }
 RESUME: dict[str, Resume] = {
     "make-http-request": http.resume,
@@ -51,4 +52,5 @@ RESUME: dict[str, Resume] = {
     "enqueue-call": voice.resume_enqueue_call,
     "record-call": recording.resume_record_call,
     "make-outgoing-call-v2": outbound_call.resume_make_outgoing_call,
+    "send-to-flex": flex.resume_send_to_flex,
 }
