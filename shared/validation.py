@@ -180,7 +180,8 @@ TYPES: Mapping[str, Mapping[str, Callable[[Any], str | None]]] = {
     "send-to-flex": {"priority": _string, "timeout": _string},
     "make-outgoing-call-v2": {"trim": _string, "machine_detection_timeout": _string, "timeout": _integer,
                               "record": _boolean, "detect_answering_machine": _boolean},
-    "capture-payments": {"security_code": _boolean},
+    "capture-payments": {"security_code": _boolean, "postal_code": _string, "max_attempts": _integer,
+                         "timeout": _integer, "min_postal_code_length": _integer},
     "run-subflow": {"flow_sid": _string, "flow_revision": _string, "parameters": _pairs},
 }
 

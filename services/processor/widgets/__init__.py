@@ -14,7 +14,7 @@ from shared.flow import State
 from shared.messages import Event
 
 from ..sprint import Descend, Next, Park, Sprint
-from . import flex, http, logic, messaging, outbound_call, recording, subflow, voice
+from . import flex, http, logic, messaging, outbound_call, payments, recording, streams, subflow, voice
 
 __all__ = ["ENTER", "RESUME", "Enter", "Resume"]
 
@@ -38,6 +38,8 @@ ENTER: dict[str, Enter] = {
     "make-outgoing-call-v2": outbound_call.make_outgoing_call,
     "run-subflow": subflow.run_subflow,
     "send-to-flex": flex.send_to_flex,
+    "capture-payments": payments.capture_payments,
+    "fork-stream": streams.fork_stream,
 }
 RESUME: dict[str, Resume] = {
     "make-http-request": http.resume,
@@ -53,4 +55,6 @@ RESUME: dict[str, Resume] = {
     "record-call": recording.resume_record_call,
     "make-outgoing-call-v2": outbound_call.resume_make_outgoing_call,
     "send-to-flex": flex.resume_send_to_flex,
+    "capture-payments": payments.resume_capture_payments,
+    "fork-stream": streams.resume_fork_stream,
 }

@@ -3,7 +3,8 @@
 Properties (Liquid everywhere): ``workflow`` (``WW…``, required), ``channel``
 (the Task Channel, ``TC…``, required), ``attributes`` (a JSON object as text),
 ``priority`` and ``timeout`` (whole seconds, strings in Studio's model),
-``waitUrl`` and ``waitUrlMethod`` (calls only). ``attributes`` must render to a
+``waitUrl`` and ``waitUrlMethod`` (calls only; also read as ``hold_music_url`` and
+``url_method``). ``attributes`` must render to a
 JSON object (empty means ``{}``), otherwise ``failedToEnqueue`` at once with
 ``widgets.NAME.error`` and nothing sent.
 
@@ -39,7 +40,7 @@ step)::
   ``conversationSid`` in a conversation. Twilio accepted (2xx): Flex owns the
   contact now and **the execution ends** — the step is ``callComplete`` to
   ``Ended`` whatever the transition says, ``widgets.NAME`` is the Interaction
-  resource (``Sid`` ``KD…``, ``Url``…). Refused (non-2xx), no answer, or no
+  resource as Twilio returned it (``sid`` ``KD…``, ``channel``, ``routing``, ``url``). Refused (non-2xx), no answer, or no
   workspace configured: ``failedToEnqueue`` with ``error`` (the flow can apologise).
 """
 
@@ -115,8 +116,9 @@ def _enqueue(sprint: Sprint, widget: State, workflow: str, attributes: dict[str,
     if stopped:
         return stopped
     props = widget.properties
-    wait_url = _text(sprint, props, "waitUrl")
-    method = _text(sprint, props, "waitUrlMethod").upper() if wait_url else ""
+    # Console exports write waitUrl/waitUrlMethod; Twilio's agent skill names them hold_music_url/url_method.
+    wait_url = _text(sprint, props, "waitUrl") or _text(sprint, props, "hold_music_url")
+    method = (_text(sprint, props, "waitUrlMethod") or _text(sprint, props, "url_method")).upper() if wait_url else ""
     response = VoiceResponse()
     enqueue = response.enqueue(None, **{k: v for k, v in {
         "action": flow_event_url(sprint, "callComplete"), "method": "POST", "wait_url": wait_url,
@@ -190,4 +192,4 @@ def resume_send_to_flex(sprint: Sprint, widget: State, event: Event) -> Next | N
     if not event.ok:
         return Next("failedToEnqueue", {"error": twilio_api.twilio_error(event, API)})
     # Flex owns the contact now: Studio's execution ends here, whatever the transition says.
-    return Next("callComplete", twilio_api.resource_variables(event.body), explicit=True, target=None)
+    return Next("callComplete", parse_json_object(event.body) or {}, explicit=True, target=None)

@@ -38,6 +38,10 @@ CALL_CASES = [
     ("hold music and its method", {"waitUrl": "https://hold.example.com/m.xml", "waitUrlMethod": "get"},
      f'<Enqueue {ACTION} waitUrl="https://hold.example.com/m.xml" waitUrlMethod="GET" workflowSid="{WORKFLOW}">'
      "<Task>{}</Task></Enqueue>"),
+    ("hold music under the names Twilio's agent skill uses",
+     {"hold_music_url": "https://hold.example.com/m.xml", "url_method": "get"},
+     f'<Enqueue {ACTION} waitUrl="https://hold.example.com/m.xml" waitUrlMethod="GET" workflowSid="{WORKFLOW}">'
+     "<Task>{}</Task></Enqueue>"),
     ("a priority that is not a whole number is left to TaskRouter's default", {"priority": "high", "timeout": ""},
      f'<Enqueue {ACTION} workflowSid="{WORKFLOW}"><Task>{{}}</Task></Enqueue>'),
 ]
@@ -146,7 +150,8 @@ def test_once_flex_accepted_the_interaction_the_execution_ends() -> None:
                                                 "channel": {"sid": "UO1"}}).decode())
     assert h.path()[-1] == ("callComplete", "flex", "Ended")
     assert h.record().status == "ended"
-    assert h.context["widgets"]["flex"] == {"Sid": "KD" + "4" * 32, "Url": "https://flex-api/x"}
+    assert h.context["widgets"]["flex"] == {"sid": "KD" + "4" * 32, "url": "https://flex-api/x",
+                                            "channel": {"sid": "UO1"}}
     assert "never" not in h.context["flow"]["variables"]
 
 
