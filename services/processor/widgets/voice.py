@@ -132,6 +132,7 @@ from ..state import Wait
 from .http import valid_url
 
 __all__ = [
+    "FINAL_CALL_STATUSES",
     "MAX_REDIRECT_TIMEOUT",
     "add_twiml_redirect",
     "connect_call_to",
