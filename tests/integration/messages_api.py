@@ -34,6 +34,13 @@ records the call: a test plays the callee with ``devtools.simulator``
 (``Simulator.answer(call["form"], script, call["sid"])`` after ``wait_for_call``),
 as Twilio would place it.
 
+``POST /v1/Interactions`` (Flex's Interactions API, Send to Flex for messages;
+``SWITCHBOARD_FLEX_API_BASE`` points here too): ``Channel`` and ``Routing`` are
+JSON objects; ``Channel.type`` and ``Channel.initiated_by`` are required, and
+``Routing.properties`` needs a ``WS…`` ``workspace_sid`` (400/20001 otherwise).
+The workflow ``UNKNOWN_WORKFLOW`` does not exist (404/20404). Otherwise 201 with
+an Interaction resource (``sid`` ``KD…``, the ``channel`` and ``routing`` sent).
+
 It runs on its own thread and event loop, so one instance serves a whole test
 session (the cluster is configured with its URL before it starts) while each
 test runs in its own loop. Reads are thread-safe snapshots.
@@ -54,12 +61,13 @@ import orjson
 from aiohttp import web
 from multidict import MultiDictProxy
 
-__all__ = ["CURRENT_RECORDING", "INVALID_NUMBER", "NOT_MOBILE", "MessagesApi"]
+__all__ = ["CURRENT_RECORDING", "INVALID_NUMBER", "NOT_MOBILE", "UNKNOWN_WORKFLOW", "MessagesApi"]
 
 CURRENT_RECORDING = "Twilio.CURRENT"
 INVALID_PARAMETER = 20001  # what the stand-in answers a value Twilio would not accept with (400)
 INVALID_NUMBER = "+15005550001"
 NOT_MOBILE = "+15005550009"
+UNKNOWN_WORKFLOW = "WW" + "0" * 32
 _ERRORS = {
     INVALID_NUMBER: (21211, "The 'To' number {to} is not a valid phone number."),
     NOT_MOBILE: (21614, "'To' number {to} is not a valid mobile number"),
@@ -74,6 +82,7 @@ class MessagesApi:
         self._messages: list[dict[str, Any]] = []  # created Message resources, oldest first
         self._recordings: list[dict[str, Any]] = []  # created Recording resources (updated in place), oldest first
         self._calls: list[dict[str, Any]] = []  # created Call resources with the request's "form", oldest first
+        self._interactions: list[dict[str, Any]] = []  # created Interaction resources, oldest first
         self._ended_calls: set[str] = set()
         self._attempts: list[dict[str, Any]] = []  # every POST: {"api", "path", "token", "form", "media"}
         self._by_token: dict[str, tuple[int, bytes]] = {}
@@ -102,6 +111,7 @@ class MessagesApi:
         app.router.add_post(f"{accounts}/Calls/{{call_sid}}/Recordings/{{sid}}.json",
                             self._api("recordings", self._update_recording))
         app.router.add_post(f"{accounts}/Calls.json", self._api("calls", self._create_call))
+        app.router.add_post("/v1/Interactions", self._api("interactions", self._create_interaction))
         self._runner = web.AppRunner(app, access_log=None)
         loop.run_until_complete(self._runner.setup())
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -153,6 +163,24 @@ class MessagesApi:
                 raise AssertionError(f"expected {count} call(s) to {to} within {timeout}s, got {found}")
             await asyncio.sleep(0.05)
 
+    def interactions(self) -> list[dict[str, Any]]:
+        """Interactions created (each once), oldest first."""
+        with self._lock:
+            return [dict(i) for i in self._interactions]
+
+    async def wait_for_interaction(self, media: str, timeout: float = 20.0) -> dict[str, Any]:
+        """Poll until an interaction for the contact ``media`` (participant address or media channel) exists."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for found in self.interactions():
+                channel = found["channel"]
+                addresses = [p.get("address") for p in channel.get("participants", [])]
+                if media in addresses or channel.get("properties", {}).get("media_channel_sid") == media:
+                    return found
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no interaction for {media} within {timeout}s: {self.interactions()}")
+            await asyncio.sleep(0.05)
+
     def end_call(self, call_sid: str) -> None:
         """From now on ``call_sid`` is a call that is over (no recording can start on it)."""
         with self._lock:
@@ -190,7 +218,8 @@ class MessagesApi:
         """A handler: authentication, the attempt log and Twilio's idempotency token around one write."""
 
         async def handle(request: web.Request) -> web.Response:
-            if not self._authorized(request) or request.match_info["account_sid"] != self.account_sid:
+            account = request.match_info.get("account_sid", self.account_sid)  # Flex's API names no account
+            if not self._authorized(request) or account != self.account_sid:
                 return self._error(401, 20003, "Authenticate")
             form = await request.post()
             token = request.headers.get("I-Twilio-Idempotency-Token", "")
@@ -311,4 +340,25 @@ class MessagesApi:
             "uri": f"/2010-04-01/Accounts/{self.account_sid}/Calls/{sid}.json", "queue_time": "0",
         }
         self._calls.append({**resource, "form": fields})
+        return self._resource(201, resource)
+
+    # -- Flex Interactions ---------------------------------------------------------------------------
+
+    def _create_interaction(self, request: web.Request, form: MultiDictProxy[Any]) -> web.Response:
+        try:
+            channel, routing = (orjson.loads(str(form.get(name, ""))) for name in ("Channel", "Routing"))
+        except orjson.JSONDecodeError as exc:
+            return self._error(400, INVALID_PARAMETER, f"Channel and Routing must be JSON: {exc}")
+        if not isinstance(channel, dict) or not channel.get("type") or not channel.get("initiated_by"):
+            return self._error(400, INVALID_PARAMETER, "Channel needs a type and initiated_by")
+        properties = routing.get("properties") if isinstance(routing, dict) else None
+        if not isinstance(properties, dict) or not str(properties.get("workspace_sid", "")).startswith("WS"):
+            return self._error(400, INVALID_PARAMETER, "Routing.properties.workspace_sid is required")
+        if properties.get("workflow_sid") == UNKNOWN_WORKFLOW:
+            return self._error(404, 20404, f"The requested resource /Workflows/{UNKNOWN_WORKFLOW} was not found")
+        sid = "KD" + secrets.token_hex(16)
+        resource = {"sid": sid, "channel": {**channel, "sid": "UO" + secrets.token_hex(16)}, "routing": routing,
+                    "url": f"https://flex-api.twilio.com/v1/Interactions/{sid}",
+                    "links": {"channels": f"https://flex-api.twilio.com/v1/Interactions/{sid}/Channels"}}
+        self._interactions.append(resource)
         return self._resource(201, resource)
