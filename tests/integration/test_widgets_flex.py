@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from devtools.simulator import CallScript, Simulator
+from tests.conftest import load_fixture
 from tests.integration.conftest import FLEX_WORKSPACE
 from tests.integration.messages_api import UNKNOWN_WORKFLOW, MessagesApi
 from tests.integration.widget_flows import context, definition, only_execution, path, phone, w
@@ -84,3 +85,25 @@ async def test_an_interaction_flex_refuses_takes_failed_to_enqueue(
     execution = await only_execution(api, flow_sid)
     assert path(await api.steps(flow_sid, execution["sid"]))[1:] == [("failedToEnqueue", "to_flex", "sorry"),
                                                                        ("sent", "sorry", "Ended")]
+
+
+async def test_flexs_default_voice_flow_enqueues_the_caller_with_its_name(api: Any, sim: Simulator) -> None:
+    flow_sid = await api.create_flow(load_fixture("flex_voice_ivr_flow.json"))
+    transcript = await sim.call(flow_sid, CallScript(queue_result="bridged"), from_="+15550108888")
+    (enqueue,) = transcript.of("enqueue")
+    assert enqueue.attrs["workflowSid"] == "WW" + "a" * 32, str(transcript)
+    execution = await only_execution(api, flow_sid)
+    assert path(await api.steps(flow_sid, execution["sid"])) == [
+        ("incomingCall", "Trigger", "SendCallToAgent"), ("callComplete", "SendCallToAgent", "Ended")]
+
+
+async def test_flexs_default_messaging_flow_hands_an_sms_to_flex(api: Any, sim: Simulator,
+                                                                 messages_api: MessagesApi) -> None:
+    flow_sid = await api.create_flow(load_fixture("flex_messaging_flow.json"))
+    contact = phone()
+    await sim.message(flow_sid, "hello", from_=contact)
+    interaction = await messages_api.wait_for_interaction(contact)
+    attributes = interaction["routing"]["properties"]["attributes"]
+    assert (attributes["name"], attributes["channelType"], attributes["from"]) == (contact, "sms", contact)
+    execution = await only_execution(api, flow_sid)
+    assert path(await api.steps(flow_sid, execution["sid"]))[-1] == ("callComplete", "SendMessageToAgent", "Ended")

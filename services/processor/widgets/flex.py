@@ -35,7 +35,7 @@ step)::
                               "task_channel_sid": "TC…", "attributes": {…}, "priority": N, "timeout": N}}
 
   The task attributes are the rendered ``attributes`` plus, where the flow did
-  not set them, the ones Studio adds for messaging (``channelType``,
+  not set them (or they rendered empty), the ones Studio adds for messaging (``channelType``,
   ``customerAddress``, ``from``, ``name``, ``customerName``: the contact), and
   ``conversationSid`` in a conversation. Twilio accepted (2xx): Flex owns the
   contact now and **the execution ends** — the step is ``callComplete`` to
@@ -172,8 +172,12 @@ def _interaction(sprint: Sprint, widget: State, workflow: str, attributes: dict[
     media = channel.get("properties", {}).get("media_channel_sid", "")
     if str(media).startswith("CH"):
         defaults["conversationSid"] = media
+    merged = dict(attributes)
+    for key, value in defaults.items():  # a flow's own value wins, unless it rendered empty (e.g. legacy
+        if merged.get(key) in (None, ""):  # ChannelAttributes in Flex's default messaging flow, absent for SMS)
+            merged[key] = value
     properties: dict[str, Any] = {"workspace_sid": settings.flex_workspace_sid, "workflow_sid": workflow,
-                                  "attributes": {**defaults, **attributes}}
+                                  "attributes": merged}
     if task_channel := _text(sprint, widget.properties, "channel"):
         properties["task_channel_sid" if task_channel.startswith("TC") else "task_channel_unique_name"] = task_channel
     for key in ("priority", "timeout"):

@@ -143,6 +143,13 @@ def test_a_message_in_a_conversation_binds_the_interaction_to_it_and_the_flow_at
     assert properties["attributes"]["name"] == "VIP" and properties["attributes"]["conversationSid"] == "CH" + "9" * 32
 
 
+def test_studio_fills_in_the_attributes_a_flow_left_empty() -> None:
+    h = message_harness(attributes='{"name": "{{trigger.message.ChannelAttributes.from}}", "channelSid": ""}')
+    h.message("hi")
+    attributes = form(interaction(h))["Routing"]["properties"]["attributes"]
+    assert attributes["name"] == CONTACT and attributes["channelSid"] == ""
+
+
 def test_once_flex_accepted_the_interaction_the_execution_ends() -> None:
     h = message_harness()
     h.message("hi")
