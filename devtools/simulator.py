@@ -23,6 +23,10 @@ flow can be tried end to end without a phone:
   the number's "call status changes" URL is the flow.
 * **a message** — POSTs the signed incoming-message webhook and records the
   ``<Message>`` replies, following ``<Redirect>``.
+* **a conversation message** (``Simulator.conversation``) — POSTs the signed
+  Conversations ``onMessageAdded`` webhook a conversation sends to a flow
+  (``ConversationSid``, ``MessageSid``, ``Author``, ``Body``, ``Source``…); its
+  answer is ignored, as Conversations does.
 * **an outbound call** (``Simulator.answer``) — plays Twilio placing a call a
   Calls API request asked for (``To``, ``From``, ``Url``, ``Method``,
   ``StatusCallback``, ``MachineDetection``… — e.g. Make Outgoing Call's): when
@@ -443,6 +447,20 @@ class Simulator:
                 transcript.add("error", f"HTTP {status} from {step.url}: {text[:200]}")
                 break
             step = self._play_message(transcript, text, step.url, params)
+        return transcript
+
+    async def conversation(self, flow_sid: str, body: str, conversation_sid: str, author: str = "+15550100001",
+                           source: str = "SMS", extra: Mapping[str, str] | None = None) -> Transcript:
+        """Post a participant's new message in ``conversation_sid`` to the flow (``onMessageAdded``)."""
+        sid = "IM" + secrets.token_hex(16)
+        transcript = Transcript("conversation", sid, author, conversation_sid)
+        params = {"EventType": "onMessageAdded", "AccountSid": self.account_sid, "ConversationSid": conversation_sid,
+                  "ChatServiceSid": "IS" + "0" * 32, "MessageSid": sid, "Body": body, "Author": author,
+                  "Source": source, "ParticipantSid": "MB" + secrets.token_hex(16), "Index": "0",
+                  "Attributes": "{}", "RetryCount": "0", "WebhookType": "webhook", **(extra or {})}
+        status, text = await self._fetch(transcript, _Next("POST", self.webhook_url(flow_sid), params))
+        if status != 200:
+            transcript.add("error", f"HTTP {status}: {text[:200]}")
         return transcript
 
     @staticmethod

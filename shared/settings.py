@@ -73,6 +73,9 @@ class Settings:
     #: Where Send to Flex creates interactions for messages and conversations (Flex's Interactions API); like
     #: ``twilio_api_base`` it receives the account's credentials.
     flex_api_base: str = "https://flex-api.twilio.com"
+    #: Where messages of a conversation go (Send Message / Send & Wait For Reply in an incomingConversationMessage
+    #: execution: Twilio's Conversations API); it receives the account's credentials.
+    conversations_api_base: str = "https://conversations.twilio.com"
     #: The TaskRouter workspace Send to Flex routes interactions in (``WS…``; Studio finds it from the workflow).
     flex_workspace_sid: str = ""
     http_timeout_seconds: float = 10.0

@@ -44,6 +44,7 @@ def cluster(messages_api: MessagesApi) -> Iterator[Cluster]:
     c = Cluster.local(workdir, SWITCHBOARD_VALIDATE_WEBHOOK_SIGNATURE="true",
                       SWITCHBOARD_TWILIO_API_BASE=messages_api.base,
                       SWITCHBOARD_FLEX_API_BASE=messages_api.base, SWITCHBOARD_FLEX_WORKSPACE_SID=FLEX_WORKSPACE,
+                      SWITCHBOARD_CONVERSATIONS_API_BASE=messages_api.base,
                       SWITCHBOARD_WEBHOOK_REPLY_BUDGET_SECONDS="3")
     try:
         c.start()

@@ -41,6 +41,11 @@ JSON objects; ``Channel.type`` and ``Channel.initiated_by`` are required, and
 The workflow ``UNKNOWN_WORKFLOW`` does not exist (404/20404). Otherwise 201 with
 an Interaction resource (``sid`` ``KD…``, the ``channel`` and ``routing`` sent).
 
+``POST /v1/Conversations/{ConversationSid}/Messages`` (Send Message in a
+conversation; ``SWITCHBOARD_CONVERSATIONS_API_BASE`` points here): ``Body``
+required (400/20001); 201 with a Message resource (``sid`` ``IM…``, ``author``
+``system`` when none is given, ``index`` counting per conversation).
+
 It runs on its own thread and event loop, so one instance serves a whole test
 session (the cluster is configured with its URL before it starts) while each
 test runs in its own loop. Reads are thread-safe snapshots.
@@ -83,6 +88,7 @@ class MessagesApi:
         self._recordings: list[dict[str, Any]] = []  # created Recording resources (updated in place), oldest first
         self._calls: list[dict[str, Any]] = []  # created Call resources with the request's "form", oldest first
         self._interactions: list[dict[str, Any]] = []  # created Interaction resources, oldest first
+        self._conversation_messages: list[dict[str, Any]] = []  # messages posted into conversations, oldest first
         self._ended_calls: set[str] = set()
         self._attempts: list[dict[str, Any]] = []  # every POST: {"api", "path", "token", "form", "media"}
         self._by_token: dict[str, tuple[int, bytes]] = {}
@@ -112,6 +118,8 @@ class MessagesApi:
                             self._api("recordings", self._update_recording))
         app.router.add_post(f"{accounts}/Calls.json", self._api("calls", self._create_call))
         app.router.add_post("/v1/Interactions", self._api("interactions", self._create_interaction))
+        app.router.add_post("/v1/Conversations/{conversation_sid}/Messages",
+                            self._api("conversations", self._create_conversation_message))
         self._runner = web.AppRunner(app, access_log=None)
         loop.run_until_complete(self._runner.setup())
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -161,6 +169,23 @@ class MessagesApi:
                 return found[-1]
             if time.monotonic() > deadline:
                 raise AssertionError(f"expected {count} call(s) to {to} within {timeout}s, got {found}")
+            await asyncio.sleep(0.05)
+
+    def conversation_messages(self, conversation_sid: str) -> list[dict[str, Any]]:
+        """Messages posted into ``conversation_sid`` (each once), oldest first."""
+        with self._lock:
+            return [dict(m) for m in self._conversation_messages if m["conversation_sid"] == conversation_sid]
+
+    async def wait_for_conversation(self, conversation_sid: str, count: int = 1,
+                                    timeout: float = 20.0) -> list[dict[str, Any]]:
+        """Poll until ``count`` messages were posted into ``conversation_sid``; return them."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.conversation_messages(conversation_sid)
+            if len(found) >= count:
+                return found
+            if time.monotonic() > deadline:
+                raise AssertionError(f"expected {count} message(s) in {conversation_sid} within {timeout}s: {found}")
             await asyncio.sleep(0.05)
 
     def interactions(self) -> list[dict[str, Any]]:
@@ -361,4 +386,21 @@ class MessagesApi:
                     "url": f"https://flex-api.twilio.com/v1/Interactions/{sid}",
                     "links": {"channels": f"https://flex-api.twilio.com/v1/Interactions/{sid}/Channels"}}
         self._interactions.append(resource)
+        return self._resource(201, resource)
+
+    # -- Conversations -------------------------------------------------------------------------------
+
+    def _create_conversation_message(self, request: web.Request, form: MultiDictProxy[Any]) -> web.Response:
+        conversation = request.match_info["conversation_sid"]
+        if not str(form.get("Body", "")):
+            return self._error(400, INVALID_PARAMETER, "Body or MediaSid is required")
+        now = formatdate(usegmt=True)
+        index = len([m for m in self._conversation_messages if m["conversation_sid"] == conversation])
+        sid = "IM" + secrets.token_hex(16)
+        resource = {"sid": sid, "account_sid": self.account_sid, "conversation_sid": conversation,
+                    "chat_service_sid": "IS" + "0" * 32, "body": str(form["Body"]),
+                    "author": str(form.get("Author", "system")), "attributes": str(form.get("Attributes", "{}")),
+                    "index": index, "participant_sid": None, "media": None, "date_created": now, "date_updated": now,
+                    "url": f"https://conversations.twilio.com/v1/Conversations/{conversation}/Messages/{sid}"}
+        self._conversation_messages.append(resource)
         return self._resource(201, resource)
