@@ -45,6 +45,7 @@ def cluster(messages_api: MessagesApi) -> Iterator[Cluster]:
                       SWITCHBOARD_TWILIO_API_BASE=messages_api.base,
                       SWITCHBOARD_FLEX_API_BASE=messages_api.base, SWITCHBOARD_FLEX_WORKSPACE_SID=FLEX_WORKSPACE,
                       SWITCHBOARD_CONVERSATIONS_API_BASE=messages_api.base,
+                      SWITCHBOARD_EVENT_STREAM_SINKS=f"{messages_api.base}/event-streams",
                       SWITCHBOARD_WEBHOOK_REPLY_BUDGET_SECONDS="3")
     try:
         c.start()

@@ -46,6 +46,11 @@ conversation; ``SWITCHBOARD_CONVERSATIONS_API_BASE`` points here): ``Body``
 required (400/20001); 201 with a Message resource (``sid`` ``IM…``, ``author``
 ``system`` when none is given, ``index`` counting per conversation).
 
+``POST /event-streams`` is an Event Streams webhook sink
+(``SWITCHBOARD_EVENT_STREAM_SINKS`` points here): it keeps the JSON array of
+events when ``X-Twilio-Signature`` validates (``bodySHA256`` in the URL), else
+answers 403.
+
 It runs on its own thread and event loop, so one instance serves a whole test
 session (the cluster is configured with its URL before it starts) while each
 test runs in its own loop. Reads are thread-safe snapshots.
@@ -65,6 +70,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 from multidict import MultiDictProxy
+from twilio.request_validator import RequestValidator
 
 __all__ = ["CURRENT_RECORDING", "INVALID_NUMBER", "NOT_MOBILE", "UNKNOWN_WORKFLOW", "MessagesApi"]
 
@@ -89,6 +95,7 @@ class MessagesApi:
         self._calls: list[dict[str, Any]] = []  # created Call resources with the request's "form", oldest first
         self._interactions: list[dict[str, Any]] = []  # created Interaction resources, oldest first
         self._conversation_messages: list[dict[str, Any]] = []  # messages posted into conversations, oldest first
+        self._stream_events: list[dict[str, Any]] = []  # Event Streams events a sink received, oldest first
         self._ended_calls: set[str] = set()
         self._attempts: list[dict[str, Any]] = []  # every POST: {"api", "path", "token", "form", "media"}
         self._by_token: dict[str, tuple[int, bytes]] = {}
@@ -117,6 +124,7 @@ class MessagesApi:
         app.router.add_post(f"{accounts}/Calls/{{call_sid}}/Recordings/{{sid}}.json",
                             self._api("recordings", self._update_recording))
         app.router.add_post(f"{accounts}/Calls.json", self._api("calls", self._create_call))
+        app.router.add_post("/event-streams", self._sink)
         app.router.add_post("/v1/Interactions", self._api("interactions", self._create_interaction))
         app.router.add_post("/v1/Conversations/{conversation_sid}/Messages",
                             self._api("conversations", self._create_conversation_message))
@@ -187,6 +195,11 @@ class MessagesApi:
             if time.monotonic() > deadline:
                 raise AssertionError(f"expected {count} message(s) in {conversation_sid} within {timeout}s: {found}")
             await asyncio.sleep(0.05)
+
+    def stream_events(self, execution_sid: str) -> list[dict[str, Any]]:
+        """Event Streams events the sink received for ``execution_sid``, in arrival order."""
+        with self._lock:
+            return [e for e in self._stream_events if e.get("data", {}).get("execution_sid") == execution_sid]
 
     def interactions(self) -> list[dict[str, Any]]:
         """Interactions created (each once), oldest first."""
@@ -404,3 +417,15 @@ class MessagesApi:
                     "url": f"https://conversations.twilio.com/v1/Conversations/{conversation}/Messages/{sid}"}
         self._conversation_messages.append(resource)
         return self._resource(201, resource)
+
+    # -- Event Streams sink ---------------------------------------------------------------------------
+
+    async def _sink(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        url = f"{self.base}{request.raw_path}"
+        validator = RequestValidator(self.auth_token)
+        if not validator.validate(url, body.decode(), request.headers.get("X-Twilio-Signature", "")):
+            return web.Response(status=403, text="bad signature")
+        with self._lock:
+            self._stream_events.extend(orjson.loads(body))
+        return web.Response(status=204)
