@@ -589,6 +589,9 @@ def _parser(prog: str = "python -m devtools.simulator") -> argparse.ArgumentPars
     answer.add_argument("--answered-by", default="human")
     answer.add_argument("--input", action="append", default=[], help="answer for the next <Gather> (repeatable)")
     answer.add_argument("--queue-result", default="hangup", help="QueueResult the <Enqueue> action reports")
+    answer.add_argument("--pay-result", default="success", help="Result the <Pay> action reports")
+    answer.add_argument("--virtual-agent-status", default="completed",
+                        help="VirtualAgentStatus the <Connect><VirtualAgent> action reports")
     sms = sub.add_parser("sms", help="send an inbound SMS into a flow")
     sms.add_argument("flow_sid")
     sms.add_argument("--from", dest="from_", default="+15550100001")
@@ -626,7 +629,8 @@ async def _run(args: argparse.Namespace) -> int:
         call = {"To": args.to, "From": args.from_, "Url": args.url, "StatusCallback": args.status_callback,
                 "MachineDetection": args.machine_detection}
         script = CallScript(inputs=args.input, queue_result=args.queue_result, outcome=args.outcome,
-                            answered_by=args.answered_by)
+                            answered_by=args.answered_by, pay_result=args.pay_result,
+                            virtual_agent_status=args.virtual_agent_status)
         transcript = await simulator.answer(call, script, args.call_sid)
     else:
         transcript = await simulator.message(args.flow_sid, args.body, args.from_, args.to, _pairs(args.param))
