@@ -57,7 +57,7 @@ from shared.liquid_render import TemplateError
 from shared.messages import Event, HttpResult
 
 from ..sprint import Next, Park, Sprint
-from . import twilio_api
+from . import conversations, twilio_api
 from .http import FORM, parse_json_object, request_command, request_wait
 from .voice import flow_event_url, needs_call, park_twiml, resume_enqueue_call
 
@@ -154,7 +154,8 @@ def interaction_channel(sprint: Sprint) -> dict[str, Any]:
     """The Interactions API ``Channel``: bind to the contact's conversation, or open one with them."""
     state = sprint.state
     kind = _channel_type(state.contact_address)
-    media = _media_channel(state.context.get("trigger") or {})
+    # The conversation is found through the execution's own trigger also while a subflow runs.
+    media = conversations.conversation_sid(state) or _media_channel(state.context.get("trigger") or {})
     if media:
         return {"type": kind, "initiated_by": "customer", "properties": {"media_channel_sid": media}}
     return {"type": kind, "initiated_by": "api",

@@ -114,3 +114,16 @@ def test_send_to_flex_in_a_conversation_binds_the_interaction_to_it() -> None:
     channel = orjson.loads(dict(request.form)["Channel"])
     assert channel == {"type": "sms", "initiated_by": "customer", "properties": {"media_channel_sid": CONVERSATION}}
 
+
+
+def test_the_conversation_is_found_while_a_subflow_runs() -> None:
+    from services.processor.runner import new_state
+    from services.processor.state import Frame
+    from services.processor.widgets.conversations import conversation_sid
+
+    state = new_state("FN1", "FWflow", 1, ROUTE, CUSTOMER, "MG1", "IM1", "conversation",
+                      {"conversation": {"ConversationSid": CONVERSATION}}, {}, NOW)
+    assert conversation_sid(state) == CONVERSATION
+    state.enter_frame(Frame("sub", "FWsub", 1, "FT1", NOW), {"trigger": {"parent": {"parameters": {}}},
+                                                             "flow": {}, "widgets": {}})
+    assert state.context["trigger"] == {"parent": {"parameters": {}}} and conversation_sid(state) == CONVERSATION
