@@ -87,6 +87,10 @@ ROWS: list[tuple[str, list[Panel]]] = [
         Panel("Outbound request duration", "How long do the called services take (p50, p99)?",
               [(_quantile(0.5, "switchboard_http_worker_request_duration_seconds"), "p50"),
                (_quantile(0.99, "switchboard_http_worker_request_duration_seconds"), "p99")], "s", width=12),
+        Panel("Studio events /s (Event Streams)", "Do execution and step events reach the studio-events topic and "
+              "the webhook sinks, or does a sink refuse them?",
+              [(_rate("switchboard_event_stream_events_total", "destination, outcome"), "{{destination}} {{outcome}}")],
+              "ops", width=24),
     ]),
     ("Kafka", [
         Panel("Consumer lag by group and topic", "Are the processor and the http-worker pool keeping up?",

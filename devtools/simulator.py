@@ -11,12 +11,22 @@ flow can be tried end to end without a phone:
   app that later redirects back with ``?FlowEvent=return&foo=bar``);
   ``<Dial>``, ``<Record>`` and ``<Enqueue>`` post their ``action`` with scripted
   results (``DialCallStatus``…, ``RecordingUrl``…, ``QueueResult``: by default
-  the caller hangs up in the queue); ``<Hangup>``/``<Reject>`` or the
+  the caller hangs up in the queue; ``<Enqueue workflowSid>`` with its
+  ``<Task>`` alike); ``<Pay>`` posts its action with the scripted ``Result``
+  and the payment fields Twilio sends (a masked card number among them);
+  ``<Connect><VirtualAgent>`` posts its action with the scripted
+  ``VirtualAgentStatus`` and provider data; ``<Start>``/``<Stop>`` of a
+  ``<Stream>`` or ``<Siprec>`` are recorded and Twilio goes straight on with the
+  next verb; ``<Hangup>``/``<Reject>`` or the
   end of a document end the call, and a final status callback
   (``CallStatus=completed``) is POSTed to the flow webhook, as Twilio does when
   the number's "call status changes" URL is the flow.
 * **a message** — POSTs the signed incoming-message webhook and records the
   ``<Message>`` replies, following ``<Redirect>``.
+* **a conversation message** (``Simulator.conversation``) — POSTs the signed
+  Conversations ``onMessageAdded`` webhook a conversation sends to a flow
+  (``ConversationSid``, ``MessageSid``, ``Author``, ``Body``, ``Source``…); its
+  answer is ignored, as Conversations does.
 * **an outbound call** (``Simulator.answer``) — plays Twilio placing a call a
   Calls API request asked for (``To``, ``From``, ``Url``, ``Method``,
   ``StatusCallback``, ``MachineDetection``… — e.g. Make Outgoing Call's): when
@@ -93,13 +103,20 @@ class CallScript:
     max_requests: int = 200
     outcome: str = "answer"  # outbound calls (``Simulator.answer``): one of ``OUTCOMES``
     answered_by: str = "human"  # AnsweredBy of an answered outbound call that asked for MachineDetection
+    #: Result the <Pay> action reports (success, too-many-failed-attempts, payment-connector-error,
+    #: caller-interrupted-with-star, caller-hung-up, validation-error, internal-error).
+    pay_result: str = "success"
+    #: VirtualAgentStatus the <Connect><VirtualAgent> action reports (completed, live-agent-handoff, hangup, failed…);
+    #: "hangup" also ends the call.
+    virtual_agent_status: str = "completed"
 
 
 @dataclass(frozen=True)
 class Turn:
     """One thing that happened on the simulated line."""
 
-    #: request | say | play | pause | gather | redirect | dial | record | enqueue | message | hangup | reject |
+    #: request | say | play | pause | gather | redirect | dial | record | enqueue | pay | stream | virtual-agent |
+    #: message | hangup | reject |
     #: unanswered (an outbound call's busy/no-answer/failed/canceled outcome) | error | other
     kind: str
     text: str = ""
@@ -342,6 +359,17 @@ class Simulator:
                           "QueueTime": str(script.queue_time)}
                 return _Next(method, urljoin(url, attrs["action"]),
                              base | result | ({"CallStatus": "completed"} if hung_up else {}), last=hung_up)
+            elif tag == "Pay":
+                found = self._pay(transcript, verb, url, script, base)
+                if found is not None:
+                    return found
+            elif tag in ("Start", "Stop"):
+                for noun in verb:  # non-blocking: Twilio starts/stops the stream and goes on at once
+                    transcript.add("stream", f"{tag.lower()} {noun.tag}", dict(noun.attrib))
+            elif tag == "Connect":
+                found = self._connect(transcript, verb, url, script, base)
+                if found is not None:
+                    return found
             elif tag in ("Hangup", "Reject"):
                 transcript.add(tag.lower(), attrs.get("reason", ""))
                 return None
@@ -349,6 +377,46 @@ class Simulator:
                 transcript.add("other", f"<{tag}> (not simulated; skipped)", attrs)
         transcript.add("hangup", "end of TwiML")
         return None
+
+    def _pay(self, transcript: Transcript, verb: ET.Element, url: str, script: CallScript,
+             base: dict[str, str]) -> _Next | None:
+        """``<Pay>``: the caller keys a test card in; the action reports ``script.pay_result``."""
+        attrs = dict(verb.attrib)
+        transcript.add("pay", script.pay_result, attrs)
+        if "action" not in attrs:
+            return None  # no action to report to: go on with the next verb
+        charged = float(attrs.get("chargeAmount", "0") or 0) > 0
+        result = {"Result": script.pay_result, "PaymentMethod": attrs.get("paymentMethod", "credit-card"),
+                  "PaymentConnector": attrs.get("paymentConnector", "Default")}
+        if script.pay_result == "success":
+            result |= {"PaymentToken": "tok_" + secrets.token_hex(8), "PaymentCardNumber": "xxxx-xxxx-xxxx-1111",
+                       "PaymentCardType": "visa", "ExpirationDate": "1230", "SecurityCode": "xxx",
+                       "PaymentCardPostalCode": "94105"}
+            if charged:
+                result["PaymentConfirmationCode"] = "ch_" + secrets.token_hex(8)
+        elif script.pay_result == "payment-connector-error":
+            result |= {"PaymentError": "card declined", "ConnectorError": "card_declined"}
+        hung_up = script.pay_result == "caller-hung-up"
+        return _Next(attrs.get("method", "POST"), urljoin(url, attrs["action"]),
+                     base | result | ({"CallStatus": "completed"} if hung_up else {}), last=hung_up)
+
+    def _connect(self, transcript: Transcript, verb: ET.Element, url: str, script: CallScript,
+                 base: dict[str, str]) -> _Next | None:
+        """``<Connect><VirtualAgent>``: the agent talks, then hands the call back with its status."""
+        attrs = dict(verb.attrib)
+        agent = next((child for child in verb if child.tag == "VirtualAgent"), None)
+        if agent is None:
+            transcript.add("other", "<Connect> (only <VirtualAgent> is simulated; skipped)", attrs)
+            return None
+        status = script.virtual_agent_status
+        transcript.add("virtual-agent", agent.attrib.get("connectorName", ""), dict(agent.attrib) | {"status": status})
+        if "action" not in attrs:
+            return None  # no action to report to: go on with the next verb
+        result = {"VirtualAgentProvider": "DialogflowCX", "VirtualAgentStatus": status,
+                  "VirtualAgentProviderData": '{"ConversationId": "conv-1", "EndUserId": "user-1"}'}
+        hung_up = status == "hangup"
+        return _Next(attrs.get("method", "POST"), urljoin(url, attrs["action"]),
+                     base | result | ({"CallStatus": "completed"} if hung_up else {}), last=hung_up)
 
     @staticmethod
     def _speak(transcript: Transcript, verb: ET.Element) -> None:
@@ -381,6 +449,20 @@ class Simulator:
             step = self._play_message(transcript, text, step.url, params)
         return transcript
 
+    async def conversation(self, flow_sid: str, body: str, conversation_sid: str, author: str = "+15550100001",
+                           source: str = "SMS", extra: Mapping[str, str] | None = None) -> Transcript:
+        """Post a participant's new message in ``conversation_sid`` to the flow (``onMessageAdded``)."""
+        sid = "IM" + secrets.token_hex(16)
+        transcript = Transcript("conversation", sid, author, conversation_sid)
+        params = {"EventType": "onMessageAdded", "AccountSid": self.account_sid, "ConversationSid": conversation_sid,
+                  "ChatServiceSid": "IS" + "0" * 32, "MessageSid": sid, "Body": body, "Author": author,
+                  "Source": source, "ParticipantSid": "MB" + secrets.token_hex(16), "Index": "0",
+                  "Attributes": "{}", "RetryCount": "0", "WebhookType": "webhook", **(extra or {})}
+        status, text = await self._fetch(transcript, _Next("POST", self.webhook_url(flow_sid), params))
+        if status != 200:
+            transcript.add("error", f"HTTP {status}: {text[:200]}")
+        return transcript
+
     @staticmethod
     def _play_message(transcript: Transcript, body: str, url: str, params: dict[str, str]) -> _Next | None:
         try:
@@ -401,7 +483,7 @@ class Simulator:
 
 
 _INTERESTING = frozenset({"CallStatus", "Digits", "SpeechResult", "DialCallStatus", "RecordingDuration", "QueueResult",
-                          "Body", "AnsweredBy"})
+                          "Body", "AnsweredBy", "Result", "VirtualAgentStatus"})
 
 
 # -- a TwiML app to redirect to ------------------------------------------------------------------
@@ -492,6 +574,9 @@ def _parser(prog: str = "python -m devtools.simulator") -> argparse.ArgumentPars
     call.add_argument("--hangup-during-dial", action="store_true")
     call.add_argument("--record", choices=("message", "silence", "hangup"), default="message")
     call.add_argument("--queue-result", default="hangup", help="QueueResult the <Enqueue> action reports")
+    call.add_argument("--pay-result", default="success", help="Result the <Pay> action reports")
+    call.add_argument("--virtual-agent-status", default="completed",
+                      help="VirtualAgentStatus the <Connect><VirtualAgent> action reports")
     call.add_argument("--param", action="append", default=[], help="extra webhook parameter K=V (repeatable)")
     answer = sub.add_parser("answer", help="play Twilio placing an outbound call (a Calls API request's fields)")
     answer.add_argument("--to", required=True, help="the number called (the flow's contact)")
@@ -504,6 +589,9 @@ def _parser(prog: str = "python -m devtools.simulator") -> argparse.ArgumentPars
     answer.add_argument("--answered-by", default="human")
     answer.add_argument("--input", action="append", default=[], help="answer for the next <Gather> (repeatable)")
     answer.add_argument("--queue-result", default="hangup", help="QueueResult the <Enqueue> action reports")
+    answer.add_argument("--pay-result", default="success", help="Result the <Pay> action reports")
+    answer.add_argument("--virtual-agent-status", default="completed",
+                        help="VirtualAgentStatus the <Connect><VirtualAgent> action reports")
     sms = sub.add_parser("sms", help="send an inbound SMS into a flow")
     sms.add_argument("flow_sid")
     sms.add_argument("--from", dest="from_", default="+15550100001")
@@ -534,13 +622,15 @@ async def _run(args: argparse.Namespace) -> int:
     if args.command == "call":
         script = CallScript(inputs=args.input, dial_status=args.dial_status,
                             hangup_during_dial=args.hangup_during_dial, record=args.record,
-                            queue_result=args.queue_result)
+                            queue_result=args.queue_result, pay_result=args.pay_result,
+                            virtual_agent_status=args.virtual_agent_status)
         transcript = await simulator.call(args.flow_sid, script, args.from_, args.to, _pairs(args.param))
     elif args.command == "answer":
         call = {"To": args.to, "From": args.from_, "Url": args.url, "StatusCallback": args.status_callback,
                 "MachineDetection": args.machine_detection}
         script = CallScript(inputs=args.input, queue_result=args.queue_result, outcome=args.outcome,
-                            answered_by=args.answered_by)
+                            answered_by=args.answered_by, pay_result=args.pay_result,
+                            virtual_agent_status=args.virtual_agent_status)
         transcript = await simulator.answer(call, script, args.call_sid)
     else:
         transcript = await simulator.message(args.flow_sid, args.body, args.from_, args.to, _pairs(args.param))

@@ -77,7 +77,7 @@ class WebhookReceived:
     flow_sid: str
     revision: int
     route: str
-    channel: str  # "voice" | "message"
+    channel: str  # "voice" | "message" | "conversation"
     params: JSON  # query and form parameters, str -> str
     flow_event: str
     call_sid: str

@@ -10,6 +10,7 @@ from prometheus_client import Counter, Gauge, Histogram, Info
 
 __all__ = [
     "BUILD_INFO", "CONSUMER_LAG", "CONSUMER_LAG_SAMPLE_ERRORS", "EXECUTIONS_ENDED", "EXECUTIONS_STARTED",
+    "EVENT_STREAM_EVENTS",
     "HTTP_WORKER_DURATION", "HTTP_WORKER_REQUESTS", "INGRESS_DURATION", "INGRESS_REQUESTS", "KAFKA_PRODUCE_ERRORS",
     "PROCESSOR_EVENTS", "STEPS", "TIMERS_CANCELLED", "TIMERS_FIRED", "TIMERS_LATENESS", "TIMERS_PENDING",
     "TIMERS_RECOVERY", "WEBHOOK_LATENCY", "watch_delivery", "widget_type_label",
@@ -40,6 +41,11 @@ HTTP_WORKER_REQUESTS = Counter("switchboard_http_worker_requests_total", "Outbou
 HTTP_WORKER_DURATION = Histogram("switchboard_http_worker_request_duration_seconds", "Outbound request duration",
                                  ["purpose"], buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 15))
 
+#: Studio events (Event Streams) by ``destination`` ("kafka", "sink") and ``outcome`` ("published", "delivered",
+#: "failed": a sink that refused every retry).
+EVENT_STREAM_EVENTS = Counter("switchboard_event_stream_events_total", "Studio events published and delivered",
+                              ["destination", "outcome"])
+
 TIMERS_PENDING = Gauge("switchboard_timers_pending", "Timers waiting to fire")
 TIMERS_FIRED = Counter("switchboard_timers_fired_total", "Timers fired")
 TIMERS_CANCELLED = Counter("switchboard_timers_cancelled_total", "Timers cancelled")
@@ -51,7 +57,7 @@ TIMER_RECORDS_INVALID = Counter("switchboard_timer_records_invalid_total", "Time
 
 KAFKA_PRODUCE_ERRORS = Counter("switchboard_kafka_produce_errors_total", "Failed Kafka produce calls", ["topic"])
 # Every topic's series exists from the start at 0, so rate() and the error-ratio alert see "no errors", not "no data".
-for _topic in ("events", "http-requests", "timers", "replies", "history", "flows"):
+for _topic in ("events", "http-requests", "timers", "replies", "history", "flows", "studio-events"):
     KAFKA_PRODUCE_ERRORS.labels(_topic)
 
 

@@ -70,6 +70,18 @@ class Settings:
     #: Networks/hosts outbound HTTP may reach although private/loopback (e.g. "127.0.0.0/8").
     outbound_allow: tuple[str, ...] = ()
     twilio_api_base: str = "https://api.twilio.com"
+    #: Where Send to Flex creates interactions for messages and conversations (Flex's Interactions API); like
+    #: ``twilio_api_base`` it receives the account's credentials.
+    flex_api_base: str = "https://flex-api.twilio.com"
+    #: Where messages of a conversation go (Send Message / Send & Wait For Reply in an incomingConversationMessage
+    #: execution: Twilio's Conversations API); it receives the account's credentials.
+    conversations_api_base: str = "https://conversations.twilio.com"
+    #: Event Streams: publish every execution and step change as Studio's CloudEvents on ``{prefix}studio-events``
+    #: (from each http-worker), and POST them to these webhook sinks (comma-separated URLs), signed.
+    event_streams: bool = True
+    event_stream_sinks: tuple[str, ...] = ()
+    #: The TaskRouter workspace Send to Flex routes interactions in (``WS…``; Studio finds it from the workflow).
+    flex_workspace_sid: str = ""
     http_timeout_seconds: float = 10.0
     http_max_response_bytes: int = 65536
     http_max_redirects: int = 5

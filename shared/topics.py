@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from shared.settings import Settings
 
 __all__ = [
-    "EVENTS", "FLOWS", "HISTORY", "HTTP_REQUESTS", "PROCESSOR_TABLES", "REPLIES", "TIMERS", "TopicSpec", "all_topics",
+    "EVENTS", "FLOWS", "HISTORY", "HTTP_REQUESTS", "PROCESSOR_TABLES", "REPLIES", "STUDIO_EVENTS", "TIMERS",
+    "TopicSpec", "all_topics",
     "changelog_topics", "create_topics", "processor_app_id",
 ]
 
@@ -81,6 +82,15 @@ FLOWS = TopicSpec(
     "ingress, processor",
 )
 
+STUDIO_EVENTS = TopicSpec(
+    "studio-events",
+    False,
+    "execution sid",
+    "Studio's Event Streams events as CloudEvents JSON (execution started/ended, step ended)",
+    "http-worker (event streams relay, from history)",
+    "your own consumers (data platforms)",
+)
+
 
 #: The processor's faust tables; their changelogs must have exactly as many partitions as ``events``.
 PROCESSOR_TABLES = ("routes",)
@@ -97,7 +107,7 @@ def changelog_topics(settings: Settings) -> list[str]:
 
 
 def all_topics() -> tuple[TopicSpec, ...]:
-    return (EVENTS, HTTP_REQUESTS, TIMERS, REPLIES, HISTORY, FLOWS)
+    return (EVENTS, HTTP_REQUESTS, TIMERS, REPLIES, HISTORY, FLOWS, STUDIO_EVENTS)
 
 
 def create_topics(settings: Settings) -> list[str]:

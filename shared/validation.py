@@ -94,6 +94,8 @@ REQUIRED: Mapping[str, tuple[str | tuple[str, ...], ...]] = {
     "record-call": ("record_call",),
     "fork-stream": ("stream_action",),
     "make-outgoing-call-v2": ("from", "to"),
+    "make-outgoing-call-v1": ("from", "to"),
+    "connect-virtual-agent": ("connector",),
 }
 
 # -- property type checks: each returns an error message, or None when the value is fine ------------
@@ -180,7 +182,11 @@ TYPES: Mapping[str, Mapping[str, Callable[[Any], str | None]]] = {
     "send-to-flex": {"priority": _string, "timeout": _string},
     "make-outgoing-call-v2": {"trim": _string, "machine_detection_timeout": _string, "timeout": _integer,
                               "record": _boolean, "detect_answering_machine": _boolean},
-    "capture-payments": {"security_code": _boolean},
+    "make-outgoing-call-v1": {"trim": _string, "machine_detection_timeout": _string, "timeout": _integer,
+                              "record": _boolean, "detect_answering_machine": _boolean},
+    "fork-stream": {"stream_action": _one_of("START", "STOP"), "stream_parameters": _pairs},
+    "capture-payments": {"security_code": _boolean, "postal_code": _string, "max_attempts": _integer,
+                         "timeout": _integer, "min_postal_code_length": _integer},
     "run-subflow": {"flow_sid": _string, "flow_revision": _string, "parameters": _pairs},
 }
 

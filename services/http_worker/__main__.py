@@ -7,6 +7,7 @@ import os
 
 from aiohttp import web
 
+from services.event_streams.relay import EventStreamRelay
 from shared import metrics
 from shared.health import add_health_routes
 from shared.lag import LagMonitor
@@ -20,14 +21,22 @@ from .service import HttpWorker
 async def amain(settings: Settings) -> None:
     worker = HttpWorker(settings)
     await worker.start()
+    relay = EventStreamRelay(settings) if settings.event_streams else None  # Event Streams ride along
+    if relay is not None:
+        await relay.start()
     app = web.Application()
     add_health_routes(app, lambda: worker.ready)
     lag = LagMonitor(settings)
 
     async def run() -> None:
-        await asyncio.gather(worker.run(), lag.run())
+        await asyncio.gather(worker.run(), lag.run(), *([relay.run()] if relay is not None else []))
 
-    await serve(app, settings.ingress_host, settings.http_worker_port, run, worker.stop)
+    async def stop() -> None:
+        await worker.stop()
+        if relay is not None:
+            await relay.stop()
+
+    await serve(app, settings.ingress_host, settings.http_worker_port, run, stop)
 
 
 def main() -> None:

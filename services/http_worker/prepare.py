@@ -118,7 +118,8 @@ def prepare(request: HttpRequest, settings: Settings) -> Prepared:
     url = parse_url(request.url.strip())
     headers = {"User-Agent": USER_AGENT, "Idempotency-Key": request.request_id}
     if request.twilio_auth:
-        if not is_twilio_api_url(url, settings.twilio_api_base):
+        if not any(is_twilio_api_url(url, base) for base in (settings.twilio_api_base, settings.flex_api_base,
+                                                               settings.conversations_api_base)):
             raise NotTwilioApi("add_twilio_auth is set but the URL is not a Twilio API URL; nothing was sent")
         headers["Authorization"] = _basic(settings.account_sid, settings.auth_token)
         headers["I-Twilio-Idempotency-Token"] = request.request_id

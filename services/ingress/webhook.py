@@ -11,9 +11,12 @@ Contract:
   check off (local development only).
 * Query and form parameters are merged (form wins); ``FlowEvent`` is taken out
   and names the transition to resume. A request with a ``CallSid`` (and no
-  ``MessageSid``/``SmsSid``) is a call, anything else a message. The contact is
-  ``From`` (``To`` for an ``outbound-*`` call), so every request of one contact
-  in one flow goes to one processor partition.
+  ``MessageSid``/``SmsSid``) is a call; a Conversations webhook (``EventType``
+  and ``ConversationSid``, e.g. ``onMessageAdded``) is a conversation message;
+  anything else a message. The contact is ``From`` (``To`` for an
+  ``outbound-*`` call), so every request of one contact in one flow goes to one
+  processor partition; a conversation's requests share the conversation's key
+  (its participants talk in one thread).
 * The ingress publishes ``WebhookReceived`` naming its reply partition and
   answers with the TwiML the processor replies (an empty ``<Response/>`` if it
   has none). The processor runs non-TwiML widgets (HTTP…) first, so this may
@@ -92,7 +95,13 @@ def _is_call(params: dict[str, str]) -> bool:
     return "CallSid" in params and "MessageSid" not in params and "SmsSid" not in params
 
 
+def _is_conversation(params: dict[str, str]) -> bool:
+    return "ConversationSid" in params and "EventType" in params
+
+
 def _contact(params: dict[str, str]) -> str:
+    if _is_conversation(params):
+        return params["ConversationSid"]
     outbound = params.get("Direction", "inbound").startswith("outbound")
     return params.get("To" if outbound else "From", "")
 
@@ -131,7 +140,8 @@ async def _handle(request: web.Request) -> web.Response:
     reply_id, future = deps.replies.expect()
     event = WebhookReceived(
         flow_sid=flow_sid, revision=flow.revision, route=route_key(flow_sid, _contact(params)),
-        channel="voice" if voice else "message", params=params, flow_event=flow_event,
+        channel="voice" if voice else "conversation" if _is_conversation(params) else "message", params=params,
+        flow_event=flow_event,
         call_sid=params.get("CallSid", "") if voice else "", new_execution_sid=new_sid("FN"),
         received_at=deps.clock.now(), reply_id=reply_id, reply_partition=deps.replies.partition,
     )

@@ -14,6 +14,7 @@ from . import frames
 from .sprint import MAX_STEPS, MAX_STREAK, Descend, Next, Park, Sprint
 from .state import ExecutionState, RouteState
 from .widgets import ENTER, RESUME
+from .widgets.retired import retired_message
 
 __all__ = ["EXPIRY_TOKEN", "Outcome", "begin", "finish", "new_state", "record_dict", "resume", "run"]
 
@@ -87,7 +88,8 @@ def run(sprint: Sprint, flow: FlowDefinition, name: str | None) -> None:
         state.last_widget, state.streak = name, streak
         enter = ENTER.get(widget.type)
         if enter is None:
-            name = _failure(sprint, widget, 81002, f"widget type {widget.type!r} is not supported by Switchboard yet")
+            reason = retired_message(widget.type) or f"widget type {widget.type!r} is not supported by Switchboard yet"
+            name = _failure(sprint, widget, 81002, reason)
             continue
         try:
             result = enter(sprint, widget)

@@ -32,6 +32,12 @@ What the request does there:
   execution parked on any other TwiML widget ends (``call_ended``); one that
   is running an HTTP widget or waits for a message or timer goes on, and ends
   when it next reaches a TwiML widget.
+* A **conversation** message (a Conversations ``onMessageAdded`` webhook; the
+  route is the conversation's) belongs to the conversation's active execution,
+  or starts one (``incomingConversationMessage``, ``trigger.conversation.*``,
+  contact = ``Author``); it resumes a Send & Wait For Reply like a text does.
+  Other Conversations events, and messages whose ``Author`` is ``system`` (what
+  the flow itself posts through the API), are ignored.
 * A message status callback (``MessageStatus``, or ``SmsStatus`` other than
   ``received``: a delivery report for a message the flow sent) is ignored — it
   neither resumes a Send & Wait For Reply nor starts an execution.
@@ -65,7 +71,7 @@ from shared.messages import Reply, WebhookReceived
 from .runner import Outcome, begin, finish, new_state, resume
 from .sprint import EMPTY_TWIML, Env, Sprint
 from .state import ExecutionState, RouteState
-from .widgets import outbound_call
+from .widgets import conversations, outbound_call
 
 __all__ = ["FINAL_CALL_STATUSES", "KEEPALIVE", "route_webhook"]
 
@@ -97,6 +103,9 @@ def _is_status_callback(event: WebhookReceived) -> bool:
 
 def _is_message_status(event: WebhookReceived) -> bool:
     params = _params(event)
+    if event.channel == "conversation":  # only a participant's new message is for the flow
+        return not event.flow_event and (str(params.get("EventType", "")) != "onMessageAdded"
+                                         or str(params.get("Author", "")) == conversations.OWN_AUTHOR)
     status = str(params.get("SmsStatus", "received") or "received")
     return event.channel == "message" and not event.flow_event and ("MessageStatus" in params or status != "received")
 
@@ -146,7 +155,7 @@ def route_webhook(event: WebhookReceived, route: RouteState, executions: Mapping
     wait = state.wait
     accepted = wait is not None and event.flow_event != KEEPALIVE and (
         event.flow_event in wait.events
-        or (not event.flow_event and event.channel == "message" and wait.kind == "message"))
+        or (not event.flow_event and event.channel in ("message", "conversation") and wait.kind == "message"))
     if not accepted:
         return _reanswer(event, sprint, outcome)
     _applied(state, event)
@@ -220,6 +229,11 @@ def _start(event: WebhookReceived, route: RouteState, flow: FlowDefinition | Non
     contact = str(params.get("To" if outbound else "From", ""))
     channel_address = str(params.get("From" if outbound else "To", ""))
     trigger = {"call": dict(params)} if voice else {"message": dict(params)}
+    trigger_event = "incomingCall" if voice else "incomingMessage"
+    if event.channel == "conversation":
+        trigger = {"conversation": conversations.trigger_data(params)}
+        contact, channel_address = conversations.addresses(params)
+        trigger_event = conversations.TRIGGER_EVENT
     initiated_by = event.call_sid or str(params.get("MessageSid", "") or params.get("SmsSid", ""))
     state = new_state(event.new_execution_sid, event.flow_sid, event.revision, event.route, contact,
                       channel_address, initiated_by, event.channel, trigger, {}, event.received_at)
@@ -228,5 +242,5 @@ def _start(event: WebhookReceived, route: RouteState, flow: FlowDefinition | Non
     _take_reply(state, event)
     route.add(state.sid, state.call_sid)
     sprint = Sprint(state, route, flow, env)
-    begin(sprint, flow, "incomingCall" if voice else "incomingMessage")
+    begin(sprint, flow, trigger_event)
     return finish(sprint, outcome)

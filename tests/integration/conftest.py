@@ -23,6 +23,8 @@ from devtools.cluster import Cluster
 from shared.settings import Settings
 from tests.integration.messages_api import MessagesApi
 
+FLEX_WORKSPACE = "WS" + "7" * 32  # the TaskRouter workspace Send to Flex routes interactions in
+
 
 @pytest.fixture(scope="session")
 def messages_api() -> Iterator[MessagesApi]:
@@ -41,6 +43,9 @@ def cluster(messages_api: MessagesApi) -> Iterator[Cluster]:
     workdir = Path(tempfile.mkdtemp(prefix="switchboard-it-"))
     c = Cluster.local(workdir, SWITCHBOARD_VALIDATE_WEBHOOK_SIGNATURE="true",
                       SWITCHBOARD_TWILIO_API_BASE=messages_api.base,
+                      SWITCHBOARD_FLEX_API_BASE=messages_api.base, SWITCHBOARD_FLEX_WORKSPACE_SID=FLEX_WORKSPACE,
+                      SWITCHBOARD_CONVERSATIONS_API_BASE=messages_api.base,
+                      SWITCHBOARD_EVENT_STREAM_SINKS=f"{messages_api.base}/event-streams",
                       SWITCHBOARD_WEBHOOK_REPLY_BUDGET_SECONDS="3")
     try:
         c.start()

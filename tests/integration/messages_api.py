@@ -34,6 +34,23 @@ records the call: a test plays the callee with ``devtools.simulator``
 (``Simulator.answer(call["form"], script, call["sid"])`` after ``wait_for_call``),
 as Twilio would place it.
 
+``POST /v1/Interactions`` (Flex's Interactions API, Send to Flex for messages;
+``SWITCHBOARD_FLEX_API_BASE`` points here too): ``Channel`` and ``Routing`` are
+JSON objects; ``Channel.type`` and ``Channel.initiated_by`` are required, and
+``Routing.properties`` needs a ``WS…`` ``workspace_sid`` (400/20001 otherwise).
+The workflow ``UNKNOWN_WORKFLOW`` does not exist (404/20404). Otherwise 201 with
+an Interaction resource (``sid`` ``KD…``, the ``channel`` and ``routing`` sent).
+
+``POST /v1/Conversations/{ConversationSid}/Messages`` (Send Message in a
+conversation; ``SWITCHBOARD_CONVERSATIONS_API_BASE`` points here): ``Body``
+required (400/20001); 201 with a Message resource (``sid`` ``IM…``, ``author``
+``system`` when none is given, ``index`` counting per conversation).
+
+``POST /event-streams`` is an Event Streams webhook sink
+(``SWITCHBOARD_EVENT_STREAM_SINKS`` points here): it keeps the JSON array of
+events when ``X-Twilio-Signature`` validates (``bodySHA256`` in the URL), else
+answers 403.
+
 It runs on its own thread and event loop, so one instance serves a whole test
 session (the cluster is configured with its URL before it starts) while each
 test runs in its own loop. Reads are thread-safe snapshots.
@@ -53,13 +70,15 @@ from typing import Any
 import orjson
 from aiohttp import web
 from multidict import MultiDictProxy
+from twilio.request_validator import RequestValidator
 
-__all__ = ["CURRENT_RECORDING", "INVALID_NUMBER", "NOT_MOBILE", "MessagesApi"]
+__all__ = ["CURRENT_RECORDING", "INVALID_NUMBER", "NOT_MOBILE", "UNKNOWN_WORKFLOW", "MessagesApi"]
 
 CURRENT_RECORDING = "Twilio.CURRENT"
 INVALID_PARAMETER = 20001  # what the stand-in answers a value Twilio would not accept with (400)
 INVALID_NUMBER = "+15005550001"
 NOT_MOBILE = "+15005550009"
+UNKNOWN_WORKFLOW = "WW" + "0" * 32
 _ERRORS = {
     INVALID_NUMBER: (21211, "The 'To' number {to} is not a valid phone number."),
     NOT_MOBILE: (21614, "'To' number {to} is not a valid mobile number"),
@@ -74,6 +93,9 @@ class MessagesApi:
         self._messages: list[dict[str, Any]] = []  # created Message resources, oldest first
         self._recordings: list[dict[str, Any]] = []  # created Recording resources (updated in place), oldest first
         self._calls: list[dict[str, Any]] = []  # created Call resources with the request's "form", oldest first
+        self._interactions: list[dict[str, Any]] = []  # created Interaction resources, oldest first
+        self._conversation_messages: list[dict[str, Any]] = []  # messages posted into conversations, oldest first
+        self._stream_events: list[dict[str, Any]] = []  # Event Streams events a sink received, oldest first
         self._ended_calls: set[str] = set()
         self._attempts: list[dict[str, Any]] = []  # every POST: {"api", "path", "token", "form", "media"}
         self._by_token: dict[str, tuple[int, bytes]] = {}
@@ -102,6 +124,10 @@ class MessagesApi:
         app.router.add_post(f"{accounts}/Calls/{{call_sid}}/Recordings/{{sid}}.json",
                             self._api("recordings", self._update_recording))
         app.router.add_post(f"{accounts}/Calls.json", self._api("calls", self._create_call))
+        app.router.add_post("/event-streams", self._sink)
+        app.router.add_post("/v1/Interactions", self._api("interactions", self._create_interaction))
+        app.router.add_post("/v1/Conversations/{conversation_sid}/Messages",
+                            self._api("conversations", self._create_conversation_message))
         self._runner = web.AppRunner(app, access_log=None)
         loop.run_until_complete(self._runner.setup())
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -153,6 +179,46 @@ class MessagesApi:
                 raise AssertionError(f"expected {count} call(s) to {to} within {timeout}s, got {found}")
             await asyncio.sleep(0.05)
 
+    def conversation_messages(self, conversation_sid: str) -> list[dict[str, Any]]:
+        """Messages posted into ``conversation_sid`` (each once), oldest first."""
+        with self._lock:
+            return [dict(m) for m in self._conversation_messages if m["conversation_sid"] == conversation_sid]
+
+    async def wait_for_conversation(self, conversation_sid: str, count: int = 1,
+                                    timeout: float = 20.0) -> list[dict[str, Any]]:
+        """Poll until ``count`` messages were posted into ``conversation_sid``; return them."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.conversation_messages(conversation_sid)
+            if len(found) >= count:
+                return found
+            if time.monotonic() > deadline:
+                raise AssertionError(f"expected {count} message(s) in {conversation_sid} within {timeout}s: {found}")
+            await asyncio.sleep(0.05)
+
+    def stream_events(self, execution_sid: str) -> list[dict[str, Any]]:
+        """Event Streams events the sink received for ``execution_sid``, in arrival order."""
+        with self._lock:
+            return [e for e in self._stream_events if e.get("data", {}).get("execution_sid") == execution_sid]
+
+    def interactions(self) -> list[dict[str, Any]]:
+        """Interactions created (each once), oldest first."""
+        with self._lock:
+            return [dict(i) for i in self._interactions]
+
+    async def wait_for_interaction(self, media: str, timeout: float = 20.0) -> dict[str, Any]:
+        """Poll until an interaction for the contact ``media`` (participant address or media channel) exists."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for found in self.interactions():
+                channel = found["channel"]
+                addresses = [p.get("address") for p in channel.get("participants", [])]
+                if media in addresses or channel.get("properties", {}).get("media_channel_sid") == media:
+                    return found
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no interaction for {media} within {timeout}s: {self.interactions()}")
+            await asyncio.sleep(0.05)
+
     def end_call(self, call_sid: str) -> None:
         """From now on ``call_sid`` is a call that is over (no recording can start on it)."""
         with self._lock:
@@ -190,7 +256,8 @@ class MessagesApi:
         """A handler: authentication, the attempt log and Twilio's idempotency token around one write."""
 
         async def handle(request: web.Request) -> web.Response:
-            if not self._authorized(request) or request.match_info["account_sid"] != self.account_sid:
+            account = request.match_info.get("account_sid", self.account_sid)  # Flex's API names no account
+            if not self._authorized(request) or account != self.account_sid:
                 return self._error(401, 20003, "Authenticate")
             form = await request.post()
             token = request.headers.get("I-Twilio-Idempotency-Token", "")
@@ -312,3 +379,53 @@ class MessagesApi:
         }
         self._calls.append({**resource, "form": fields})
         return self._resource(201, resource)
+
+    # -- Flex Interactions ---------------------------------------------------------------------------
+
+    def _create_interaction(self, request: web.Request, form: MultiDictProxy[Any]) -> web.Response:
+        try:
+            channel, routing = (orjson.loads(str(form.get(name, ""))) for name in ("Channel", "Routing"))
+        except orjson.JSONDecodeError as exc:
+            return self._error(400, INVALID_PARAMETER, f"Channel and Routing must be JSON: {exc}")
+        if not isinstance(channel, dict) or not channel.get("type") or not channel.get("initiated_by"):
+            return self._error(400, INVALID_PARAMETER, "Channel needs a type and initiated_by")
+        properties = routing.get("properties") if isinstance(routing, dict) else None
+        if not isinstance(properties, dict) or not str(properties.get("workspace_sid", "")).startswith("WS"):
+            return self._error(400, INVALID_PARAMETER, "Routing.properties.workspace_sid is required")
+        if properties.get("workflow_sid") == UNKNOWN_WORKFLOW:
+            return self._error(404, 20404, f"The requested resource /Workflows/{UNKNOWN_WORKFLOW} was not found")
+        sid = "KD" + secrets.token_hex(16)
+        resource = {"sid": sid, "channel": {**channel, "sid": "UO" + secrets.token_hex(16)}, "routing": routing,
+                    "url": f"https://flex-api.twilio.com/v1/Interactions/{sid}",
+                    "links": {"channels": f"https://flex-api.twilio.com/v1/Interactions/{sid}/Channels"}}
+        self._interactions.append(resource)
+        return self._resource(201, resource)
+
+    # -- Conversations -------------------------------------------------------------------------------
+
+    def _create_conversation_message(self, request: web.Request, form: MultiDictProxy[Any]) -> web.Response:
+        conversation = request.match_info["conversation_sid"]
+        if not str(form.get("Body", "")):
+            return self._error(400, INVALID_PARAMETER, "Body or MediaSid is required")
+        now = formatdate(usegmt=True)
+        index = len([m for m in self._conversation_messages if m["conversation_sid"] == conversation])
+        sid = "IM" + secrets.token_hex(16)
+        resource = {"sid": sid, "account_sid": self.account_sid, "conversation_sid": conversation,
+                    "chat_service_sid": "IS" + "0" * 32, "body": str(form["Body"]),
+                    "author": str(form.get("Author", "system")), "attributes": str(form.get("Attributes", "{}")),
+                    "index": index, "participant_sid": None, "media": None, "date_created": now, "date_updated": now,
+                    "url": f"https://conversations.twilio.com/v1/Conversations/{conversation}/Messages/{sid}"}
+        self._conversation_messages.append(resource)
+        return self._resource(201, resource)
+
+    # -- Event Streams sink ---------------------------------------------------------------------------
+
+    async def _sink(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        url = f"{self.base}{request.raw_path}"
+        validator = RequestValidator(self.auth_token)
+        if not validator.validate(url, body.decode(), request.headers.get("X-Twilio-Signature", "")):
+            return web.Response(status=403, text="bad signature")
+        with self._lock:
+            self._stream_events.extend(orjson.loads(body))
+        return web.Response(status=204)

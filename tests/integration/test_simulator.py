@@ -160,6 +160,55 @@ async def test_enqueue_posts_its_action_with_the_scripted_queue_result(fake: Any
     assert not transcript.of("error")
 
 
+@pytest.mark.parametrize("result,call_status,heard", [
+    ("success", "in-progress", ["Paid"]), ("validation-error", "in-progress", ["Paid"]),
+    ("caller-hung-up", "completed", []),
+])
+async def test_pay_posts_its_action_with_the_scripted_result(fake: Any, result: str, call_status: str,
+                                                             heard: list[str]) -> None:
+    flow, sim, session = await fake({
+        "": f'<Response><Pay action="{W("payment")}" chargeAmount="9.99" paymentConnector="Stripe">'
+            '<Parameter name="order" value="42"/></Pay></Response>',
+        "payment": "<Response><Say>Paid</Say></Response>"})
+    async with session:
+        transcript = await sim.call(FLOW, CallScript(pay_result=result))
+    action = flow.seen[1]
+    assert (action["FlowEvent"], action["Result"], action["CallStatus"]) == ("payment", result, call_status)
+    assert action["PaymentConnector"] == "Stripe"
+    if result == "success":  # Twilio's success fields, the card number masked
+        assert action["PaymentToken"].startswith("tok_") and action["PaymentConfirmationCode"].startswith("ch_")
+        assert action["PaymentCardNumber"] == "xxxx-xxxx-xxxx-1111"
+    assert transcript.of("pay")[0].text == result and transcript.said == heard
+    assert not transcript.of("error")
+
+
+async def test_start_and_stop_stream_go_straight_on_with_the_next_verb(fake: Any) -> None:
+    flow, sim, session = await fake({
+        "": '<Response><Start><Stream name="s1" url="wss://ws.example.com/"/></Start><Say>Streaming</Say>'
+            f'<Stop><Stream name="s1"/></Stop><Redirect>{W("next")}</Redirect></Response>',
+        "next": "<Response><Say>Done</Say></Response>"})
+    async with session:
+        transcript = await sim.call(FLOW)
+    assert [(t.text, t.attrs.get("name")) for t in transcript.of("stream")] == [("start Stream", "s1"),
+                                                                                ("stop Stream", "s1")]
+    assert transcript.said == ["Streaming", "Done"] and flow.seen[1]["FlowEvent"] == "next"
+
+
+@pytest.mark.parametrize("status,call_status", [("completed", "in-progress"), ("live-agent-handoff", "in-progress"),
+                                                ("hangup", "completed")])
+async def test_a_virtual_agent_hands_the_call_back_with_the_scripted_status(fake: Any, status: str,
+                                                                            call_status: str) -> None:
+    flow, sim, session = await fake({
+        "": f'<Response><Connect action="{W("completed")}"><VirtualAgent connectorName="cx"/></Connect></Response>'})
+    async with session:
+        transcript = await sim.call(FLOW, CallScript(virtual_agent_status=status))
+    action = flow.seen[1]
+    assert (action["FlowEvent"], action["VirtualAgentStatus"], action["CallStatus"]) == ("completed", status,
+                                                                                         call_status)
+    assert action["VirtualAgentProvider"] == "DialogflowCX" and "ConversationId" in action["VirtualAgentProviderData"]
+    assert transcript.of("virtual-agent")[0].text == "cx"
+
+
 async def test_a_redirect_is_followed_to_another_app_and_back_with_get(fake: Any, http_server: Any) -> None:
     seen: list[dict[str, str]] = []
     flow, sim, session = await fake({"return": "<Response><Say>Back</Say></Response>"})

@@ -14,7 +14,7 @@ from shared.flow import State
 from shared.messages import Event
 
 from ..sprint import Descend, Next, Park, Sprint
-from . import http, logic, messaging, outbound_call, recording, subflow, voice
+from . import flex, http, logic, messaging, outbound_call, payments, recording, streams, subflow, virtual_agent, voice
 
 __all__ = ["ENTER", "RESUME", "Enter", "Resume"]
 
@@ -36,7 +36,13 @@ ENTER: dict[str, Enter] = {
     "enqueue-call": voice.enqueue_call,
     "record-call": recording.record_call,
     "make-outgoing-call-v2": outbound_call.make_outgoing_call,
+    "make-outgoing-call-v1": outbound_call.make_outgoing_call,
     "run-subflow": subflow.run_subflow,
+    "send-to-flex": flex.send_to_flex,
+    "capture-payments": payments.capture_payments,
+    "fork-stream": streams.fork_stream,
+    "connect-virtual-agent": virtual_agent.connect_virtual_agent,
+    "connect-virtual-agent-v2": virtual_agent.connect_virtual_agent,
 }
 RESUME: dict[str, Resume] = {
     "make-http-request": http.resume,
@@ -51,4 +57,10 @@ RESUME: dict[str, Resume] = {
     "enqueue-call": voice.resume_enqueue_call,
     "record-call": recording.resume_record_call,
     "make-outgoing-call-v2": outbound_call.resume_make_outgoing_call,
+    "make-outgoing-call-v1": outbound_call.resume_make_outgoing_call,
+    "send-to-flex": flex.resume_send_to_flex,
+    "capture-payments": payments.resume_capture_payments,
+    "fork-stream": streams.resume_fork_stream,
+    "connect-virtual-agent": virtual_agent.resume_connect_virtual_agent,
+    "connect-virtual-agent-v2": virtual_agent.resume_connect_virtual_agent,
 }

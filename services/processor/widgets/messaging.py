@@ -30,6 +30,9 @@ Send & Wait For Reply (``send-and-wait-for-reply``)
     kept and taken as soon as the send succeeded, so ``outbound`` is always set.
     Not yet covered: a delivery failure Twilio reports later through a status
     callback (the message was accepted, then not delivered).
+
+In an execution started by a conversation's message both widgets post into
+that conversation instead (``conversations.py``).
 """
 
 from __future__ import annotations
@@ -44,8 +47,8 @@ from shared.messages import CancelTimer, Event, HttpResult, ScheduleTimer, Timer
 
 from ..sprint import Next, Park, Sprint
 from ..state import Wait
-from . import twilio_api
-from .http import truthy
+from . import conversations, twilio_api
+from .http import FORM, request_command, request_wait, truthy
 
 __all__ = [
     "DEFAULT_TIMEOUT_SECONDS",
@@ -103,6 +106,14 @@ def message_fields(sprint: Sprint, props: Any, default_to: str) -> list[list[str
 
 def _send(sprint: Sprint, widget: State, kind: str, events: tuple[str, ...] = ()) -> tuple[Wait, list[Any]]:
     """Render and build the send; raises ``_Unsendable`` or ``TemplateError``."""
+    if conversation := conversations.conversation_sid(sprint.state):  # the contact talks in a conversation
+        try:
+            fields = conversations.message_fields(sprint, widget.properties)
+        except ValueError as exc:
+            raise _Unsendable(str(exc)) from None
+        url = conversations.messages_url(sprint, conversation)
+        command = request_command(sprint, "message", "POST", url, FORM, None, fields, [], True, False)
+        return request_wait(sprint, widget, command, kind, events), [command]
     fields = message_fields(sprint, widget.properties, "{{contact.channel.address}}")
     wait, command = twilio_api.post(sprint, widget, "message", "Messages.json", fields, kind, events)
     return wait, [command]

@@ -1,4 +1,11 @@
-"""Make Outgoing Call (``make-outgoing-call-v2``): call the contact through Twilio's Calls API, then run on that call.
+"""Make Outgoing Call (``make-outgoing-call-v2``, and v1): call the contact through Twilio's Calls API, then run on it.
+
+``make-outgoing-call-v1`` works the same way with v1's events: an answered call
+whose ``AnsweredBy`` is a machine or fax (machine detection) takes
+``answeredByMachine`` instead of ``answered`` (the flow then runs on that
+call too), and a call that ended (``completed``) before it reached the flow
+takes ``hangup`` instead of ``failed``; ``busy``, ``noAnswer`` and ``failed``
+are v2's.
 
 Studio places the call with the Calls REST API and the flow goes on once the
 callee answers, on that call: the TwiML widgets after ``answered`` talk to the
@@ -115,6 +122,11 @@ ROUTING_PARAMS = frozenset({EXECUTION_PARAM, WAIT_PARAM, "FlowEvent"})
 #: A final ``CallStatus`` reported before the call reached the flow → the transition.
 UNANSWERED = {"busy": "busy", "no-answer": "noAnswer", "failed": "failed", "canceled": "failed",
               "completed": "failed"}
+#: ``make-outgoing-call-v1`` has a ``hangup`` event: a call that ended before it reached the flow takes it.
+UNANSWERED_V1 = {**UNANSWERED, "completed": "hangup"}
+V1 = "make-outgoing-call-v1"
+#: ``AnsweredBy`` values (machine detection) that v1's ``answeredByMachine`` stands for.
+MACHINE = ("machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other", "fax")
 TRIM = {"true": "trim-silence", "false": "do-not-trim"}
 #: (property, Calls API field), sent when the property renders non-empty.
 CALL_FIELDS = (("timeout", "Timeout"), ("send_digits", "SendDigits"), ("sip_auth_username", "SipAuthUsername"),
@@ -207,11 +219,14 @@ def resume_make_outgoing_call(sprint: Sprint, widget: State, event: Event) -> Ne
     if not isinstance(event, WebhookReceived):
         return None
     outputs = call_parameters(event.params)
+    v1 = widget.type == V1
     if event.flow_event == ANSWERED:
-        _take_call(sprint, event.call_sid)
-        return Next(ANSWERED, outputs)
+        _take_call(sprint, event.call_sid)  # v1's answeredByMachine too: the flow talks to whatever picked up
+        machine = v1 and str(outputs.get("AnsweredBy", "")) in MACHINE
+        return Next("answeredByMachine" if machine else ANSWERED, outputs)
     status = str(outputs.get("CallStatus", ""))
-    return Next(UNANSWERED[status], outputs) if status in UNANSWERED else None
+    unanswered = UNANSWERED_V1 if v1 else UNANSWERED
+    return Next(unanswered[status], outputs) if status in unanswered else None
 
 
 def _take_call(sprint: Sprint, call_sid: str) -> None:

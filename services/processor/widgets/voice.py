@@ -132,12 +132,15 @@ from ..state import Wait
 from .http import valid_url
 
 __all__ = [
+    "FINAL_CALL_STATUSES",
     "MAX_REDIRECT_TIMEOUT",
     "add_twiml_redirect",
     "connect_call_to",
     "enqueue_call",
     "flow_event_url",
     "gather_input_on_call",
+    "needs_call",
+    "park_twiml",
     "record_voicemail",
     "resume_connect_call_to",
     "resume_enqueue_call",
@@ -188,13 +191,14 @@ def _attrs(**values: Any) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v not in (None, "")}
 
 
-def _park(sprint: Sprint, widget: State, events: tuple[str, ...], response: VoiceResponse) -> Park:
+def park_twiml(sprint: Sprint, widget: State, events: tuple[str, ...], response: VoiceResponse) -> Park:
+    """Wait on a webhook naming one of ``events``; the live call is told ``response`` meanwhile."""
     wait = Wait(widget=widget.name, kind="webhook", token=sprint.token(), events=events, twiml=str(response),
                 started_at=sprint.env.now)
     return Park(wait, twiml=wait.twiml)
 
 
-def _needs_call(sprint: Sprint, widget: State) -> Park | None:
+def needs_call(sprint: Sprint, widget: State) -> Park | None:
     """A call-only widget without a call to talk to ends the execution; returns the placeholder result."""
     state = sprint.state
     if not state.call_sid:
@@ -235,13 +239,13 @@ def _call_over(event: WebhookReceived) -> bool:
 
 
 def say_play(sprint: Sprint, widget: State) -> Next | Park:
-    stopped = _needs_call(sprint, widget)
+    stopped = needs_call(sprint, widget)
     if stopped:
         return stopped
     response = VoiceResponse()
     _prompt(sprint, widget.properties, response)
     response.redirect(flow_event_url(sprint, "audioComplete"), method="POST")
-    return _park(sprint, widget, ("audioComplete",), response)
+    return park_twiml(sprint, widget, ("audioComplete",), response)
 
 
 def resume_say_play(sprint: Sprint, widget: State, event: Event) -> Next | None:
@@ -254,7 +258,7 @@ def resume_say_play(sprint: Sprint, widget: State, event: Event) -> Next | None:
 
 
 def gather_input_on_call(sprint: Sprint, widget: State) -> Next | Park:
-    stopped = _needs_call(sprint, widget)
+    stopped = needs_call(sprint, widget)
     if stopped:
         return stopped
     props = widget.properties
@@ -279,7 +283,7 @@ def gather_input_on_call(sprint: Sprint, widget: State) -> Next | Park:
     _prompt(sprint, props, gather)
     response.append(gather)
     response.redirect(flow_event_url(sprint, "timeout"), method="POST")
-    return _park(sprint, widget, ("keypress", "speech", "timeout"), response)
+    return park_twiml(sprint, widget, ("keypress", "speech", "timeout"), response)
 
 
 def resume_gather(sprint: Sprint, widget: State, event: Event) -> Next | None:
@@ -297,7 +301,7 @@ def resume_gather(sprint: Sprint, widget: State, event: Event) -> Next | None:
 
 
 def connect_call_to(sprint: Sprint, widget: State) -> Next | Park:
-    stopped = _needs_call(sprint, widget)
+    stopped = needs_call(sprint, widget)
     if stopped:
         return stopped
     props = widget.properties
@@ -325,7 +329,7 @@ def connect_call_to(sprint: Sprint, widget: State) -> Next | Park:
             dial.number(number)
     response = VoiceResponse()
     response.append(dial)
-    return _park(sprint, widget, ("callCompleted", "hangup"), response)
+    return park_twiml(sprint, widget, ("callCompleted", "hangup"), response)
 
 
 def resume_connect_call_to(sprint: Sprint, widget: State, event: Event) -> Next | None:
@@ -338,7 +342,7 @@ def resume_connect_call_to(sprint: Sprint, widget: State, event: Event) -> Next 
 
 
 def record_voicemail(sprint: Sprint, widget: State) -> Next | Park:
-    stopped = _needs_call(sprint, widget)
+    stopped = needs_call(sprint, widget)
     if stopped:
         return stopped
     props = widget.properties
@@ -357,7 +361,7 @@ def record_voicemail(sprint: Sprint, widget: State) -> Next | Park:
     response = VoiceResponse()
     response.record(**attrs)
     response.redirect(flow_event_url(sprint, "noAudio"), method="POST")
-    return _park(sprint, widget, ("recordingComplete", "noAudio", "hangup"), response)
+    return park_twiml(sprint, widget, ("recordingComplete", "noAudio", "hangup"), response)
 
 
 def resume_record_voicemail(sprint: Sprint, widget: State, event: Event) -> Next | None:
@@ -395,7 +399,7 @@ def _whole(sprint: Sprint, props: Any, key: str) -> int | None:
 
 
 def enqueue_call(sprint: Sprint, widget: State) -> Next | Park:
-    stopped = _needs_call(sprint, widget)
+    stopped = needs_call(sprint, widget)
     if stopped:
         return stopped
     props = widget.properties
@@ -414,7 +418,7 @@ def enqueue_call(sprint: Sprint, widget: State) -> Next | Park:
         priority, timeout = _whole(sprint, props, "priority"), _whole(sprint, props, "timeout")
         if attributes or priority is not None or timeout is not None:
             enqueue.task(attributes or "{}", **_attrs(priority=priority, timeout=timeout))
-    return _park(sprint, widget, ("callComplete", "hangup"), response)
+    return park_twiml(sprint, widget, ("callComplete", "hangup"), response)
 
 
 def resume_enqueue_call(sprint: Sprint, widget: State, event: Event) -> Next | None:

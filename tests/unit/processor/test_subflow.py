@@ -353,8 +353,8 @@ def test_a_subflow_that_cannot_run_takes_failed_without_running_anything(
 
 
 INSIDE_ERRORS = [
-    ("an unsupported widget", {"name": "flex", "type": "send-to-flex", "properties": {}, "transitions": []}, 81002,
-     "widget type 'send-to-flex' is not supported by Switchboard yet"),
+    ("a retired widget", {"name": "bot", "type": "understand", "properties": {}, "transitions": []}, 81002,
+     "widget type 'understand' belongs to Autopilot, which Twilio has retired"),
     ("a Liquid error in a widget without a failure transition", set_vars("bad", x="{{ 1 | divided_by: 0 }}"), 81018,
      "Liquid error"),
 ]

@@ -37,14 +37,15 @@ def widget(name: str, type_: str, transitions: dict[str, str | None] | None = No
 class Store(dict):  # type: ignore[type-arg]
     """Stands in for the processor's tables: applies outcomes like the agent does."""
 
-    def __init__(self, definition: FlowDefinition) -> None:
+    def __init__(self, definition: FlowDefinition, settings: Settings = SETTINGS) -> None:
         super().__init__()
         self.flow = definition
+        self.settings = settings
         self.routes: dict[str, RouteState] = {}
         self.now = NOW
 
     def env(self, offset: int = -1) -> Env:
-        return Env(now=self.now, settings=SETTINGS, flows=lambda sid, rev: self.flow if sid == "FWflow" else None,
+        return Env(now=self.now, settings=self.settings, flows=lambda sid, rev: self.flow if sid == "FWflow" else None,
                    offset=offset)
 
     def send(self, event: Any, route: str = ROUTE, offset: int = -1) -> Any:
