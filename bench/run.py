@@ -24,7 +24,9 @@ from bench.common import table, write_result
 from bench.cpu import cpu_seconds
 from bench.executions import run_executions
 from bench.flows import six_widget_flow, voice_flow
+from bench.ideal_pipeline import measure_ideal
 from bench.kafka_baseline import measure_baseline
+from bench.kafka_count import messages_written
 from bench.webhook import run_webhooks
 from devtools.cluster import Cluster
 from devtools.kafka_broker import free_port
@@ -57,8 +59,16 @@ async def _measure(cluster: Cluster, args: argparse.Namespace, stub_url: str, la
     flow = await _create_flow(base, auth, six_widget_flow(stub_url))
     out["executions"] = []
     for rate in args.rates:
-        out["executions"].append(await run_executions(base, auth, flow, s.kafka_bootstrap, s.topic("history"), rate,
-                                                      args.duration, cpu=lambda: {n: cpu_seconds([p]) for n, p in pids.items()}))
+        before = await messages_written(s.kafka_bootstrap)
+        result = await run_executions(base, auth, flow, s.kafka_bootstrap, s.topic("history"), rate,
+                                      args.duration, cpu=lambda: {n: cpu_seconds([p]) for n, p in pids.items()})
+        after = await messages_written(s.kafka_bootstrap)
+        written = {t: after[t] - before.get(t, 0) for t in after if after[t] - before.get(t, 0) > 0}
+        if result["completed"]:
+            # Every message of the run over the executions it completed (a backlog left behind counts too).
+            result["kafka_messages_per_execution"] = round(sum(written.values()) / result["completed"], 2)
+            result["kafka_messages_by_topic"] = written
+        out["executions"].append(result)
     if not args.skip_webhooks:
         await asyncio.sleep(5)  # let the execution backlog drain before timing webhooks
         out["webhooks"] = []
@@ -93,6 +103,15 @@ def _report(results: dict[str, Any]) -> str:
                      f"cpu {e['cpu_seconds_per_execution'] * 1000:.2f} ms/exec"))
         rows.append(("  cpu ms/exec by process", ", ".join(f"{k} {v:.2f}" for k, v in
                                                           e.get("cpu_ms_per_execution_by_process", {}).items())))
+        if "kafka_messages_per_execution" in e:
+            rows.append(("  kafka messages/exec", f"{e['kafka_messages_per_execution']:.1f}"))
+    ideal = results.get("ideal")
+    if ideal:
+        for e, i in zip(results["executions"], ideal["executions"], strict=False):
+            rows.append((f"ideal pipeline @ {i['target_rate']:g}/s",
+                         f"{i['completed_per_s']:.0f}/s at {i['cpu_seconds_per_execution'] * 1000:.2f} ms CPU/exec; "
+                         f"Switchboard/ideal: throughput {e['completed_per_s'] / i['completed_per_s']:.2f}, "
+                         f"CPU per execution {e['cpu_seconds_per_execution'] / i['cpu_seconds_per_execution']:.1f}x"))
     for w in results.get("webhooks", []):
         rows.append((f"webhook{' +http' if w['with_http_request'] else ''} @ {w['target_rate']:g}/s",
                      f"{_fmt(w['latency_seconds'], base)} p99.9 {w['latency_seconds']['p999'] * 1000:.1f} ms, "
@@ -120,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-webhooks", action="store_true")
     args = parser.parse_args(argv)
     if args.quick:
-        args.rates, args.duration, args.round_trips = [200.0], 15.0, 200
+        args.rates, args.duration, args.round_trips = [1000.0], 20.0, 200
         args.webhook_rates, args.webhook_duration = [50.0, 200.0], 10.0
         args.saturation_rates, args.saturation_duration = [], 0.0
     else:
@@ -150,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
                     time.sleep(15)  # let the groups rebalance
                     args.skip_webhooks, args.saturation_rates = True, []
                 results = asyncio.run(_measure(cluster, args, stub_url, label))
+                if key == "single":
+                    cluster.stop()  # the ceiling is measured alone, on its own broker, right after
+                    results["ideal"] = asyncio.run(measure_ideal(stub_url, args.rates, args.duration))
                 results["run_settings"] = {k: v for k, v in vars(args).items() if k != "quick"}
                 results["service_settings"] = _service_settings(cluster)
                 print(_report(results))
