@@ -57,10 +57,11 @@ bench-quick: $(STAMP) kafka
 bench-scheduler: $(STAMP) kafka
 	$(PY) -m bench.scheduler_bench --timers $(or $(TIMERS),1000000)
 
-# State: the ingress's history store with 1,000,000 retained executions (memory slope, read path p99, restart,
+# State: the ingress history store with 1,000,000 retained executions (memory slope, read path p99, restart,
 # rebuild, retention); smaller: EXECUTIONS=100000.
 bench-state: $(STAMP) kafka
 	$(PY) -m bench.history_state --executions $(or $(EXECUTIONS),1000000)
+	$(PY) -m bench.pipeline_state --executions $(or $(PIPELINE_EXECUTIONS),100000)
 
 clean:
 	rm -rf $(VENV) .run .pytest_cache .mypy_cache .ruff_cache
