@@ -80,8 +80,9 @@ class Cluster:
         label = label or name
         logs = self.workdir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, **self.env, **(extra_env or {}), "PYTHONUNBUFFERED": "1",
-               "SWITCHBOARD_WORKER_ID": f"{label}-{time.time_ns()}"}
+        # Each processor replica keeps its tables in its own folder, reused when it is restarted.
+        env = {**os.environ, "SWITCHBOARD_PROCESSOR_DATA_DIR": str(self.workdir / "data" / label), **self.env,
+               **(extra_env or {}), "PYTHONUNBUFFERED": "1", "SWITCHBOARD_WORKER_ID": f"{label}-{time.time_ns()}"}
         log = open(logs / f"{label}.log", "ab")  # noqa: SIM115 - handed to the child
         proc = subprocess.Popen([sys.executable, "-m", f"services.{name}"], cwd=ROOT, env=env, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)

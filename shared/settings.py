@@ -93,6 +93,12 @@ class Settings:
     #: runs interleaved 4/15/4/15 ms: 139, 179, 164, 183 executions/s; 7.8, 6.6, 7.1, 6.8 ms CPU per execution
     #: (an earlier sequence on a quieter machine: 4 ms 207/s, 15 ms 256-269/s, 30 ms 266/s).
     processor_linger_ms: int = 15
+    #: Where the processor keeps its tables: ``rocksdb`` (on local disk under ``processor_data_dir``; a
+    #: restart reads that plus the changelog's tail) or ``memory`` (a restart re-reads the whole changelog).
+    processor_store: str = "rocksdb"
+    #: The processor's data folder (its RocksDB files). Empty: a fresh folder per process under /tmp, so
+    #: nothing is reused across restarts; give each replica its own persistent folder (a PVC) to reuse it.
+    processor_data_dir: str = ""
     webhook_reply_budget_seconds: float = 8.0
     rest_reply_budget_seconds: float = 10.0
     max_request_body_bytes: int = 1_048_576

@@ -139,8 +139,12 @@ def create_topics(settings: Settings) -> list[str]:
             wanted.append(NewTopic(name, spec.partitions(settings), settings.replication_factor, topic_configs=configs))
         for name in changelog_topics(settings):
             if name not in existing:
+                # Rows of ended routes are deleted (tombstones): roll segments hourly so compaction can drop
+                # their records (only closed segments are compacted; the default rolls at 7 days or 1 GB), and
+                # keep tombstones an hour, far longer than any recovery takes to read past them.
                 wanted.append(NewTopic(name, settings.event_partitions, settings.replication_factor,
-                                       topic_configs={"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0.1"}))
+                                       topic_configs={"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0.1",
+                                                      "segment.ms": "3600000", "delete.retention.ms": "3600000"}))
         if wanted:
             try:
                 admin.create_topics(wanted)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -45,10 +46,11 @@ from shared.messages import (
 from shared.settings import Settings
 from shared.topics import processor_app_id
 
-from .faust_fixes import drain_buffer_before_commit, seek_unread_to_beginning
+from .faust_fixes import drain_buffer_before_commit, seek_unread_to_beginning, track_confirmed_commits
 from .gaps import GapDetector, read_range
 from .machine import handle
 from .reply_sender import install_reply_sender
+from .route_sweep import SweepCandidates, droppable, idle, idle_applied
 from .runner import Outcome
 from .sprint import Env
 from .state import decode_route_record, encode_route_record
@@ -60,10 +62,12 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: Settings, clock: Clock | None = None, worker_id: str = "0") -> faust.App:
     clock = clock or SystemClock()
+    datadir = Path(settings.processor_data_dir or f"/tmp/switchboard-processor-{settings.topic_prefix}{worker_id}")
+    datadir.mkdir(parents=True, exist_ok=True)  # faust creates only the last level
     app = faust.App(
         processor_app_id(settings),
         broker=f"kafka://{settings.kafka_bootstrap}",
-        store="memory://",
+        store=f"{settings.processor_store}://",
         topic_partitions=settings.event_partitions,
         topic_replication_factor=settings.replication_factor,
         web_enabled=True,
@@ -83,7 +87,7 @@ def create_app(settings: Settings, clock: Clock | None = None, worker_id: str = 
         key_serializer="raw",  # our own codec (shared.messages) does all (de)serialization
         value_serializer="raw",
         table_cleanup_interval=3600.0,
-        datadir=f"/tmp/switchboard-processor-{settings.topic_prefix}{worker_id}",
+        datadir=str(datadir),
         # faust's worker replaces the root logger's handlers with its own (coloured text) when it starts:
         # hand it ours (configure_logging ran first), so processor logs stay one JSON object per line.
         loghandlers=list(logging.getLogger().handlers),
@@ -91,11 +95,25 @@ def create_app(settings: Settings, clock: Clock | None = None, worker_id: str = 
     )
     drain_buffer_before_commit(app)
     seek_unread_to_beginning(app, {settings.topic("events")})
+    confirmed = track_confirmed_commits(app)
     replies = install_reply_sender(app, settings)
     events = app.topic(settings.topic("events"), key_type=bytes, value_type=bytes,
                        key_serializer="raw", value_serializer="raw", internal=False)
+    # Rows of routes with no active execution, deleted once their events are committed (route_sweep.py).
+    candidates = SweepCandidates()
+
+    async def on_changelog_record(event: Any) -> None:
+        """Recovery: a row read back with no active execution may be one a crash left behind; a tombstone is not."""
+        message = event.message
+        applied = idle_applied(message.value)
+        if applied is None:
+            candidates.forget(message.partition, message.key)
+        else:
+            candidates.note(message.partition, message.key, applied)
+
     # One row per route (flow + contact) holds its bookkeeping and active executions: one changelog write per event.
-    routes = app.Table("routes", partitions=settings.event_partitions, key_type=bytes, value_type=bytes)
+    routes = app.Table("routes", partitions=settings.event_partitions, key_type=bytes, value_type=bytes,
+                       on_changelog_event=on_changelog_record, options=store_options(settings))
     catalog = FlowCatalog()
     topics = {name: settings.topic(name) for name in ("http-requests", "timers", "replies", "history")}
 
@@ -167,9 +185,11 @@ def create_app(settings: Settings, clock: Clock | None = None, worker_id: str = 
             else:
                 executions[sid] = state
         if outcome.route.empty and not executions:
-            routes.pop(key, None)
+            routes.pop(key, None)  # a route that never had an execution: nothing to protect
         else:
             routes[key] = encode_route_record(outcome.route, executions)
+            if idle(outcome.route, executions):
+                candidates.note(tp.partition, key, outcome.route.applied)
         await publish(outcome)
         if outcome.replayed:
             log.info("re-sent the outputs of an event applied before a restart", extra={"fields": {
@@ -203,6 +223,43 @@ def create_app(settings: Settings, clock: Clock | None = None, worker_id: str = 
             if gap is not None:
                 await fill_gap(tp, *gap)
             await handle_record(event.key, event.value, tp, offset)
+            if tp.partition not in rediscovered:
+                rediscovered.add(tp.partition)
+                background.add(task := asyncio.create_task(rediscover(tp.partition)))
+                task.add_done_callback(background.discard)
+            sweep(tp)
+
+    rediscovered: set[int] = set()
+    background: set[asyncio.Task[None]] = set()
+
+    async def rediscover(partition: int) -> None:
+        """Note the idle rows of ``partition`` that are on local disk (rocksdb) from an earlier run of
+        this process: their candidates were in memory, and recovery reads only the changelog's tail."""
+        db = getattr(routes.data, "_dbs", {}).get(partition)  # rocksdb: one database per partition
+        if db is None:
+            return
+        found = 0
+        for index, (key, value) in enumerate(db.items()):
+            applied = idle_applied(value)
+            if applied is not None:
+                candidates.note(partition, key, applied)
+                found += 1
+            if index % 10_000 == 9_999:
+                await asyncio.sleep(0)  # a long scan must not hold up events
+        if found:
+            log.info("idle route rows found on local disk", extra={"fields": {"partition": partition, "rows": found}})
+
+    def sweep(tp: Any) -> None:
+        """Delete the rows of ``tp`` that no longer protect anything (inside the event: faust writes the
+        tombstones to the current event's changelog partition)."""
+        committed = confirmed.get(tp)
+        for key in candidates.due(tp.partition, committed):
+            stored = routes.get(key)
+            if stored is None:
+                continue
+            route, executions = decode_route_record(stored)
+            if droppable(route, executions, committed):
+                routes.pop(key, None)
 
     @app.page("/metrics")
     async def metrics_page(self: Any, request: Any) -> Any:
@@ -218,8 +275,24 @@ def create_app(settings: Settings, clock: Clock | None = None, worker_id: str = 
         return self.json({"status": "ready" if ready else "not ready"}, status=200 if ready else 503)
 
     app.catalog = catalog  # type: ignore[attr-defined]
-    _ = asyncio
     return app
+
+
+def store_options(settings: Settings) -> dict[str, Any] | None:
+    """RocksDB's memory per partition: faust's defaults (2 GiB block cache, 3 x 64 MiB memtables, per
+    partition) would let a processor with 8 partitions grow past 16 GiB; rows are read once per event,
+    so a small cache costs little (the OS page cache keeps the files)."""
+    if settings.processor_store != "rocksdb":
+        return None
+    return {
+        "driver": "rocksdict",
+        "write_buffer_size": 4 * 1024 * 1024,
+        "max_write_buffer_number": 2,
+        "target_file_size_base": 16 * 1024 * 1024,
+        "block_cache_size": 8 * 1024 * 1024,
+        "block_cache_compressed_size": 0,
+        "max_open_files": 256,
+    }
 
 
 def _committed(app: faust.App, tp: Any) -> int:

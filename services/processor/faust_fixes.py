@@ -21,17 +21,27 @@ whose table write was still in the buffer, and a crash right after would lose th
 ``drain_buffer_before_commit`` makes the flush wait until the buffer is really empty, and keeps the
 buffer's sending task alive when one hand-over fails (it used to end the task, after which every
 table write stayed in the buffer while offsets kept being committed).
+
+**Failed commits recorded as done.** ``Consumer._commit_offsets`` updates its ``_committed_offset``
+map whether or not the broker accepted the commit (a commit refused because the group already
+rebalanced returns False and is recorded all the same). That figure is fine for what faust uses it
+for, but not for deleting a route's row (``route_sweep.py``): the next owner of the partition would
+get those events again and apply them to an empty row. ``track_confirmed_commits`` keeps the offsets
+of the commits the broker did accept, and resets a partition's figure to what the broker says
+whenever faust seeks to the committed offsets after an assignment (so a figure from an earlier
+ownership of a partition never outlives it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import faust
 
-__all__ = ["drain_buffer_before_commit", "seek_unread_to_beginning"]
+__all__ = ["ConfirmedCommits", "drain_buffer_before_commit", "seek_unread_to_beginning", "track_confirmed_commits"]
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +77,54 @@ def drain_buffer_before_commit(app: faust.App) -> None:
 
     buffer._send_pending = send_pending  # noqa: SLF001
     buffer.flush = flush
+
+
+class ConfirmedCommits:
+    """The last offset per partition whose commit the broker accepted (events below it never come back)."""
+
+    def __init__(self) -> None:
+        self._offsets: dict[tuple[str, int], int] = {}
+
+    def confirm(self, offsets: Mapping[Any, int]) -> None:
+        for tp, offset in offsets.items():
+            key = (tp.topic, tp.partition)
+            # Accepted commits of one group only move forward; never let a late answer move one back.
+            self._offsets[key] = max(offset, self._offsets.get(key, -1))
+
+    def reset(self, committed: Mapping[Any, int | None]) -> None:
+        """The broker's committed offsets, read at an assignment (0 or None: nothing committed yet)."""
+        for tp, offset in committed.items():
+            self._offsets[(tp.topic, tp.partition)] = offset if offset else -1
+
+    def get(self, tp: Any) -> int:
+        """The confirmed committed offset of ``tp``; -1 if none is known (nothing may be dropped then)."""
+        return self._offsets.get((tp.topic, tp.partition), -1)
+
+
+def track_confirmed_commits(app: faust.App) -> ConfirmedCommits:
+    consumer: Any = app.consumer
+    original = consumer._commit  # noqa: SLF001 - the one call that tells whether the broker took the commit
+    confirmed = ConfirmedCommits()
+
+    async def commit(offsets: Mapping[Any, int]) -> bool:
+        # Only partitions still assigned are committed (the driver filters the same way).
+        assigned = {tp: offset for tp, offset in offsets.items() if tp in consumer.assignment()}
+        accepted = bool(await original(offsets))
+        if accepted:
+            confirmed.confirm(assigned)
+        return accepted
+
+    thread: Any = consumer._thread  # noqa: SLF001 - faust seeks through it
+    original_seek = thread.seek_to_committed
+
+    async def seek_to_committed() -> Any:
+        committed = await original_seek()
+        confirmed.reset(committed)
+        return committed
+
+    consumer._commit = commit  # noqa: SLF001
+    thread.seek_to_committed = seek_to_committed
+    return confirmed
 
 
 def seek_unread_to_beginning(app: faust.App, topics: set[str]) -> None:

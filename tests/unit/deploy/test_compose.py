@@ -85,3 +85,13 @@ def test_the_dockerfile_builds_from_python_311_slim_and_installs_from_the_lock()
     assert "\nFROM python:3.11-slim\n" in text
     assert "-c requirements.lock" in text
     assert "USER 10001" in text
+
+
+def test_the_processor_keeps_its_tables_on_a_volume_that_lives_as_long_as_kafkas_data(compose: dict[str, Any]) -> None:
+    # Kafka's data is in its container (dropped by `down`); a named volume would outlive it and leave local
+    # tables ahead of a fresh changelog (faust refuses to start then). An anonymous volume goes with `down`.
+    processor = compose["services"]["processor"]
+    data_dir = processor["environment"]["SWITCHBOARD_PROCESSOR_DATA_DIR"]
+    assert [v for v in processor["volumes"] if data_dir.startswith(v.rstrip("/") + "/")] == ["/var/lib/switchboard"]
+    assert compose["services"]["kafka"]["environment"]["KAFKA_LOG_DIRS"].startswith("/tmp/")
+    assert processor["environment"]["SWITCHBOARD_KAFKA_BOOTSTRAP"] == "kafka:19092"  # the shared settings still apply

@@ -198,3 +198,16 @@ def test_keda_scales_the_http_workers_on_their_groups_lag_and_takes_over_their_h
     assert scaled["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["name"] == "switchboard-http-worker"
     assert scaled["spec"]["maxReplicaCount"] <= int(_by_kind("ConfigMap")["switchboard-config"]["data"][
         "SWITCHBOARD_EVENT_PARTITIONS"])
+
+
+def test_each_processor_pod_keeps_its_tables_on_its_own_volume_and_is_its_own_static_member() -> None:
+    processor = _by_kind("StatefulSet")["switchboard-processor"]
+    container = processor["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e for e in container["env"]}
+    data_dir = env["SWITCHBOARD_PROCESSOR_DATA_DIR"]["value"]
+    claims = {c["metadata"]["name"] for c in processor["spec"]["volumeClaimTemplates"]}
+    mounts = [m for m in container["volumeMounts"] if data_dir.startswith(m["mountPath"].rstrip("/") + "/")]
+    assert [m["name"] for m in mounts] == ["data"] and "data" in claims
+    assert env["SWITCHBOARD_PROCESSOR_INSTANCE_ID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    assert processor["spec"]["template"]["spec"]["securityContext"]["fsGroup"] == 10001
+    assert Settings().processor_store == "rocksdb"
