@@ -18,9 +18,10 @@ committing offsets the consumer flushes the producer, but ``ProducerBuffer.flush
 waiting 0.1 s for one message (``flush_atmost``), and a message already taken from the buffer but
 not yet handed to aiokafka is not counted at all. Under load the commit could then pass an event
 whose table write was still in the buffer, and a crash right after would lose the write for good.
-``drain_buffer_before_commit`` makes the flush wait until the buffer is really empty, and keeps the
-buffer's sending task alive when one hand-over fails (it used to end the task, after which every
-table write stayed in the buffer while offsets kept being committed).
+``drain_buffer_before_commit`` makes the flush wait until every message buffered before it began has
+been handed over (not until the buffer is empty: under load that never happens and commits starved),
+and keeps the buffer's sending task alive when one hand-over fails (it used to end the task, after
+which every table write stayed in the buffer while offsets kept being committed).
 
 **Failed commits recorded as done.** ``Consumer._commit_offsets`` updates its ``_committed_offset``
 map whether or not the broker accepted the commit (a commit refused because the group already
@@ -35,6 +36,7 @@ ownership of a partition never outlives it).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -48,33 +50,44 @@ log = logging.getLogger(__name__)
 
 def drain_buffer_before_commit(app: faust.App) -> None:
     buffer: Any = app.producer.buffer
-    in_flight = 0
+    put, handed = 0, 0  # messages put into the buffer / handed over to the producer, in order (one FIFO task)
+    progress = asyncio.Event()  # set after every hand-over
+    original_put = buffer.put
     original_send = buffer._send_pending  # noqa: SLF001 - bound before the buffer's task starts
-    original_flush = buffer.flush
+
+    def count_put(fut: Any) -> None:
+        nonlocal put
+        put += 1
+        original_put(fut)
 
     async def send_pending(fut: Any) -> None:
         # One failed hand-over (e.g. topic metadata not there yet right after a restart) used to
         # end the buffer's task for good, silently parking every later table write. Retry instead.
-        nonlocal in_flight
-        in_flight += 1
-        try:
-            while True:
-                try:
-                    await original_send(fut)
-                    return
-                except asyncio.CancelledError:
-                    raise
-                except Exception:  # noqa: BLE001 - logged, retried: a table write must not be dropped
-                    log.warning("changelog hand-over failed; retrying", exc_info=True)
-                    await asyncio.sleep(0.2)
-        finally:
-            in_flight -= 1
+        nonlocal handed
+        while True:
+            try:
+                await original_send(fut)
+                handed += 1
+                progress.set()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - logged, retried: a table write must not be dropped
+                log.warning("changelog hand-over failed; retrying", exc_info=True)
+                await asyncio.sleep(0.2)
 
     async def flush() -> None:
-        while (buffer.size or in_flight) and not buffer.should_stop:
-            await original_flush()
-            await asyncio.sleep(0.001)
+        # Wait for what was buffered when the commit began, not for an empty buffer (faust's own flush
+        # waits for that too): under sustained load the agent refills it all the time, and waiting for
+        # empty starved every commit until the load paused (seen as route rows never dropped and a
+        # replay window as long as the burst).
+        target = put
+        while handed < target and not buffer.should_stop:
+            progress.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(progress.wait(), timeout=0.1)
 
+    buffer.put = count_put
     buffer._send_pending = send_pending  # noqa: SLF001
     buffer.flush = flush
 
