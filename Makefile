@@ -64,7 +64,7 @@ bench-state: $(STAMP) kafka
 	$(PY) -m bench.pipeline_state --executions $(or $(PIPELINE_EXECUTIONS),100000)
 
 # One processor: RSS slope over 100,000 ended executions, RSS and restart with ACTIVE waiting ones (default 200,000;
-# the target is 1,000,000: ACTIVE=1000000, about half an hour here).
+# the target is 1,000,000: ACTIVE=1000000, about 25 minutes here).
 bench-state-processor: $(STAMP) kafka
 	$(PY) -m bench.processor_state --ended $(or $(ENDED),100000) --active $(or $(ACTIVE),200000)
 
