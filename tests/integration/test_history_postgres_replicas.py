@@ -44,7 +44,9 @@ def pg_replicas(cluster: Cluster) -> Iterator[list[str]]:
                 "SWITCHBOARD_HISTORY_STORE": "postgres", "SWITCHBOARD_HISTORY_POSTGRES_DSN": server.dsn()})
             urls.append(f"http://127.0.0.1:{port}")
         for label in labels:
-            cluster.wait_ready(label)
+            # Ready once its first partitions caught up with the history every earlier test wrote; under a
+            # loaded machine that took over 90 s once.
+            cluster.wait_ready(label, timeout=240)
         yield urls
     finally:
         for label in labels:
