@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -99,6 +100,8 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
                  asyncio.create_task(run_janitor(history, lambda key: deps.publish("history", key, None),
                                                  settings.ingress_instance)),
                  asyncio.create_task(LagMonitor(settings).run())]
+        for task in tasks[:3]:  # the read models: without them this replica must not linger half alive
+            task.add_done_callback(_exit_if_failed)
         try:
             await asyncio.wait_for(asyncio.gather(catalog.ready.wait(), history.ready.wait()), 60)
         except TimeoutError:
@@ -115,6 +118,15 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
 
     app.cleanup_ctx.append(kafka)
     return app
+
+
+def _exit_if_failed(task: asyncio.Task[None]) -> None:
+    """A reader that stopped on an error leaves the replica serving stale data and never ready: exit, to be
+    restarted (the stores resume from their offsets)."""
+    if not task.cancelled() and task.exception() is not None:
+        log.critical("a read model stopped; exiting", exc_info=task.exception())
+        logging.shutdown()
+        os._exit(1)
 
 
 def _ready(deps: Deps) -> bool:

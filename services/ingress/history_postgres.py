@@ -142,17 +142,25 @@ class PostgresHistoryStore:
         self._changed.set()
         self._changed = asyncio.Event()
 
-    async def _partitions(self, conn: asyncpg.Connection, table: str, days: set[int]) -> None:
-        for day in sorted(days):
-            if (table, day) in self._days:
-                continue
-            name = f"{table}_d{day}"
+    async def _partitions(self, table: str, days: set[int]) -> None:
+        """Make sure the day partitions exist, before (outside) the write's transaction.
+
+        Replicas may need the same new day at the same moment: creation is serialized by an advisory lock
+        (``IF NOT EXISTS`` alone still races in the catalog), and it runs on its own connection, because a
+        failed statement inside the write's transaction would abort the whole batch.
+        """
+        missing = sorted(day for day in days if (table, day) not in self._days)
+        if not missing:
+            return
+        async with self.pool.acquire() as conn:
+            await conn.execute("SELECT pg_advisory_lock(7306)")
             try:
-                await conn.execute(f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF {table} "
-                                   f"FOR VALUES FROM ({day * DAY}) TO ({(day + 1) * DAY})")
-            except (asyncpg.DuplicateTableError, asyncpg.UniqueViolationError):
-                pass  # another replica created it at the same moment
-            self._days.add((table, day))
+                for day in missing:
+                    await conn.execute(f"CREATE TABLE IF NOT EXISTS {table}_d{day} PARTITION OF {table} "
+                                       f"FOR VALUES FROM ({day * DAY}) TO ({(day + 1) * DAY})")
+                    self._days.add((table, day))
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock(7306)")
 
     # -- writes -----------------------------------------------------------------------------------
 
@@ -168,13 +176,19 @@ class PostgresHistoryStore:
         await self._apply([(key, value)], {})
 
     async def _apply(self, records: list[tuple[bytes | None, bytes | None]], nexts: dict[int, int]) -> None:
+        try:
+            await self._apply_once(records, nexts)
+        except asyncpg.CheckViolationError:  # "no partition of relation found": another replica dropped a day
+            self._days.clear()
+            await self._apply_once(records, nexts)
+
+    async def _apply_once(self, records: list[tuple[bytes | None, bytes | None]], nexts: dict[int, int]) -> None:
         now = self.clock.now()
         ordered = _decode_all(records)
+        await self._partitions("history_executions",
+                               {_day(item[0].date_created) for kind, item in ordered if kind == "execution"})
+        await self._partitions("history_steps", {_day(item[0].date_created) for kind, item in ordered if kind == "step"})
         async with self.pool.acquire() as conn, conn.transaction():
-            await self._partitions(conn, "history_executions",
-                                   {_day(item[0].date_created) for kind, item in ordered if kind == "execution"})
-            await self._partitions(conn, "history_steps",
-                                   {_day(item[0].date_created) for kind, item in ordered if kind == "step"})
             deleted = {row["sid"] for row in await conn.fetch(
                 "SELECT sid FROM history_deleted WHERE sid = ANY($1::text[])", list(_mentioned(ordered)))}
             # Runs of records between tombstones go in two statements each (steps, then snapshots): a batch of
@@ -221,7 +235,6 @@ class PostgresHistoryStore:
             for r, raw in executions:
                 created = first.setdefault(r.sid, r.date_created)
                 rows.append((r.sid, r.flow_sid, r.status, -created, created, r.date_updated, r.step_count, raw))
-            await self._partitions(conn, "history_executions", {_day(row[4]) for row in rows})
             await conn.executemany(_UPSERT_EXECUTION, rows)
         with_snapshot = {r.sid for r, _ in executions}
         unknown = {r.execution_sid for r, _ in steps} - with_snapshot
