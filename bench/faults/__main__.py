@@ -125,6 +125,7 @@ async def _reference(load: Workload, sim: Simulator) -> dict[str, list[tuple[str
 async def _load_with_faults(args: argparse.Namespace, rng: random.Random, topology: Topology,
                             load: Workload, sim: Simulator) -> list[dict[str, Any]]:
     injector = Injector(topology, random.Random(rng.random()))
+    load.t0 = injector.started
     run_id = rng.randrange(10**4)
     done = asyncio.Event()
 

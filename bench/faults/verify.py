@@ -87,7 +87,7 @@ async def verify(load: Workload, recorder: Recorder, messages: MessagesApi,
     verdict.repeated_requests = sum(count - 1 for count in attempts.values())
     for record in load.started:
         kind = _BY_NAME[record.kind]
-        webhook = record.kind.startswith("call") or any(not e.startswith("REST") for e in record.errors)
+        webhook = record.kind.startswith("call") or any("REST create" not in e for e in record.errors)
         if record.errors:
             if webhook:
                 verdict.webhook_errors += 1

@@ -61,6 +61,7 @@ class Workload:
     seed: int
     flows: dict[str, str] = field(default_factory=dict)  # kind → flow sid
     started: list[Started] = field(default_factory=list)
+    t0: float = field(default_factory=time.monotonic)  # errors are stamped with seconds since (the faults' clock)
     _session: aiohttp.ClientSession | None = None
 
     @property
@@ -114,6 +115,9 @@ class Workload:
             raise RuntimeError(f"flow {name} not created: {code} {body}")
         return str(body["sid"])
 
+    def _stamp(self, error: str) -> str:
+        return f"[{time.monotonic() - self.t0:.1f}s] {error}"
+
     def pick(self, rng: random.Random) -> Kind:
         return rng.choices(KINDS, weights=[k.weight for k in KINDS])[0]
 
@@ -127,18 +131,20 @@ class Workload:
             elif kind.name == "call_return":
                 transcript = await sim.call(flow, CallScript(inputs=["1"]), from_=contact, to=CHANNEL)
                 record.said = transcript.said
-                record.errors += [t.text for t in transcript.of("error")]
+                record.errors += [self._stamp(t.text) for t in transcript.of("error")]
             elif kind.name == "call_timeout":
                 transcript = await sim.call(flow, CallScript(status_callback=False), from_=contact, to=CHANNEL)
                 record.said = transcript.said
-                record.errors += [t.text for t in transcript.of("error")]
+                record.errors += [self._stamp(t.text) for t in transcript.of("error")]
             elif kind.name == "sms_reply":
-                if await self._rest(record, flow, {}):
-                    await self._reply_when_asked(record, flow, sim)
+                # The contact answers the question whatever the REST client was told: a create answered 503
+                # ("retry later") may still have started the execution, and its question still arrives.
+                await self._rest(record, flow, {})
+                await self._reply_when_asked(record, flow, sim)
             else:
                 await self._rest(record, flow, {})
         except (TimeoutError, aiohttp.ClientError) as exc:
-            record.errors.append(f"client: {type(exc).__name__}: {exc}")
+            record.errors.append(self._stamp(f"client: {type(exc).__name__}: {exc}"))
         return record
 
     async def _rest(self, record: Started, flow: str, params: dict[str, Any]) -> bool:
@@ -149,7 +155,7 @@ class Workload:
         if code == 201:
             record.sid = str(body["sid"])
             return True
-        record.errors.append(f"REST create: {code} {str(body)[:200]}")
+        record.errors.append(self._stamp(f"REST create: {code} {str(body)[:200]}"))
         return False
 
     async def _reply_when_asked(self, record: Started, flow: str, sim: Simulator) -> None:
@@ -157,8 +163,9 @@ class Workload:
         deadline = time.monotonic() + 120
         while not self.messages.messages(record.contact):
             if time.monotonic() > deadline:
-                record.errors.append("the question never arrived")
+                if not record.errors:  # with a failed create, no question is a possible outcome
+                    record.errors.append(self._stamp("the question never arrived"))
                 return
             await asyncio.sleep(0.2)
         transcript = await sim.message(flow, "Bob", from_=record.contact, to=CHANNEL)
-        record.errors += [t.text for t in transcript.of("error")]
+        record.errors += [self._stamp(t.text) for t in transcript.of("error")]
