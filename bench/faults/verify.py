@@ -93,6 +93,9 @@ async def verify(load: Workload, recorder: Recorder, messages: MessagesApi,
                 verdict.webhook_errors += 1
             else:
                 verdict.rest_errors += 1
+            if len(verdict.findings) < 200:
+                verdict.findings.append({"what": "client_error", "kind": record.kind, "contact": record.contact,
+                                         "client_errors": record.errors[:3]})
         runs = listings[record.kind].get(record.contact, [])
         if not runs:
             if record.errors:
