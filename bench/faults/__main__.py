@@ -127,11 +127,11 @@ async def _load_with_faults(args: argparse.Namespace, rng: random.Random, topolo
     injector = Injector(topology, random.Random(rng.random()))
     load.t0 = injector.started
     run_id = rng.randrange(10**4)
-    done = asyncio.Event()
+    enough = asyncio.Event()  # the load has started its executions: finish the round under way, start no more
 
     async def faults() -> None:
         rounds = 0
-        while rounds == 0 or (not args.quick and not done.is_set()):
+        while rounds == 0 or (not args.quick and not enough.is_set()):
             await injector.run(plan(injector.rng, topology.replicas, args.quick), (2.0, 6.0))
             rounds += 1
 
@@ -147,10 +147,11 @@ async def _load_with_faults(args: argparse.Namespace, rng: random.Random, topolo
         while n < args.executions or not fault_task.done():
             tasks.append(asyncio.create_task(one(n)))
             n += 1
+            if n >= args.executions:
+                enough.set()
             await asyncio.sleep(rng.expovariate(args.rate))
             if n % 100 == 0:
                 print(f"{injector.now():.0f}s: {n} started, {len(injector.done)} faults", flush=True)
-        done.set()
         await asyncio.gather(*tasks)
 
     fault_task = asyncio.create_task(faults())
