@@ -82,7 +82,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "by_kind": {k.name: sum(1 for s in load.started if s.kind == k.name) for k in KINDS},
             "lost": verdict.lost, "duplicated_steps": verdict.duplicated_steps, "stuck": verdict.stuck,
             "wrong_end": verdict.wrong_end, "webhook_errors": verdict.webhook_errors,
-            "rest_errors": verdict.rest_errors, "disturbed": verdict.disturbed,
+            "rest_errors": verdict.rest_errors, "cut_by_ingress_kill": verdict.cut_by_ingress_kill,
+            "disturbed": verdict.disturbed,
             "repeated_requests_same_key": verdict.repeated_requests, "consumer_lag": lag,
             "balancer": {"refused_and_moved": balancer.refused,
                          "failed_mid_request": [vars(f) for f in balancer.failures]},
@@ -186,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     out = RESULTS / f"{time.strftime('%Y-%m-%dT%H%M%SZ', time.gmtime())}-faults{'-quick' if args.quick else ''}.json"
     out.write_text(json.dumps(figures, indent=1, default=list))
     summary = {k: figures[k] for k in ("seed", "executions", "lost", "duplicated_steps", "stuck", "wrong_end",
-                                       "webhook_errors", "rest_errors", "disturbed", "consumer_lag",
+                                       "webhook_errors", "rest_errors", "cut_by_ingress_kill", "disturbed", "consumer_lag",
                                        "duration_seconds")}
     print(json.dumps(summary), f"faults={len(figures['faults'])}", out, flush=True)
     bad = any(figures[k] for k in ("lost", "duplicated_steps", "stuck", "wrong_end", "webhook_errors"))

@@ -8,7 +8,9 @@ Classification of one started execution (the client's view is in :class:`Started
 - ``stuck``: still active at the end;
 - ``wrong_end``: ended, nothing missing or doubled, but not on the flow's path (e.g. a timer fired that
   should not have);
-- ``webhook_errors`` / ``rest_errors``: requests through the public URL that got no proper answer.
+- ``webhook_errors`` / ``rest_errors``: requests through the public URL that got no proper answer from the
+  engine; ``cut_by_ingress_kill``: those that were in flight on an ingress replica the moment it was SIGKILLed
+  (the balancer answered 502), counted apart because no server answers after SIGKILL.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class Verdict:
     wrong_end: int = 0
     webhook_errors: int = 0
     rest_errors: int = 0
+    cut_by_ingress_kill: int = 0  # requests in flight on an ingress replica when it was SIGKILLed (balancer: 502)
     disturbed: int = 0  # the client saw an error and its execution differs: explained, not counted as a loss
     repeated_requests: int = 0  # HTTP requests sent again with the same Idempotency-Key (allowed)
     findings: list[dict[str, Any]] = field(default_factory=list)
@@ -89,7 +92,9 @@ async def verify(load: Workload, recorder: Recorder, messages: MessagesApi,
         kind = _BY_NAME[record.kind]
         webhook = record.kind.startswith("call") or any("REST create" not in e for e in record.errors)
         if record.errors:
-            if webhook:
+            if all("upstream failed mid-request" in e for e in record.errors):
+                verdict.cut_by_ingress_kill += 1  # a SIGKILLed ingress drops what it was answering: no server can
+            elif webhook:
                 verdict.webhook_errors += 1
             else:
                 verdict.rest_errors += 1
@@ -109,7 +114,12 @@ async def verify(load: Workload, recorder: Recorder, messages: MessagesApi,
         run = runs[0]
         sid = run["sid"]
         if run["status"] != "ended":
-            verdict.add("stuck", record, sid, "still active")
+            if record.errors:  # e.g. the contact's reply was cut with its ingress: the execution rightly waits on
+                verdict.disturbed += 1
+                verdict.findings.append({"what": "disturbed", "kind": record.kind, "sid": sid,
+                                         "client_errors": record.errors[:3], "detail": "still active"})
+            else:
+                verdict.add("stuck", record, sid, "still active")
             continue
         code, body = await load.get(f"/v2/Flows/{load.flows[record.kind]}/Executions/{sid}/Steps?PageSize=1000")
         steps = list(reversed(body["steps"])) if code == 200 else []
