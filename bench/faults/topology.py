@@ -75,6 +75,8 @@ class Topology:
         extra = {_PORT_VARIABLE[name]: str(port)}
         if name == "ingress":
             extra["SWITCHBOARD_INGRESS_INSTANCE"] = n
+        if name == "processor":  # its own disk, kept across restarts (a StatefulSet's volume): RocksDB reopened
+            extra["SWITCHBOARD_PROCESSOR_DATA_DIR"] = str((self.workdir / "data" / label).resolve())
         return self.services.start_service(name, label=label, extra_env=extra)
 
     def kill(self, label: str) -> None:
