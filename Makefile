@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run stop test unit integration lint typecheck bench bench-quick bench-scheduler bench-state bench-state-processor clean prometheus
+.PHONY: run stop test unit integration lint typecheck bench bench-quick bench-scheduler bench-state bench-state-processor clean prometheus faults faults-quick
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -70,3 +70,11 @@ bench-state-processor: $(STAMP) kafka
 
 clean:
 	rm -rf $(VENV) .run .pytest_cache .mypy_cache .ruff_cache
+
+# The fault suite: a 3-node KRaft cluster, 2 replicas of every service, a mixed load through the public URL, faults
+# on a seeded schedule (SEED=n to repeat one); every execution checked. Results in bench/results/<date>-faults*.json.
+faults: $(STAMP) kafka
+	$(PY) -m bench.faults $(if $(SEED),--seed $(SEED))
+
+faults-quick: $(STAMP) kafka
+	$(PY) -m bench.faults --quick $(if $(SEED),--seed $(SEED))

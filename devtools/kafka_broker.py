@@ -24,7 +24,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["KAFKA_VERSION", "KafkaBroker", "fetch_jars", "free_port"]
+__all__ = ["KAFKA_VERSION", "KafkaBroker", "cluster_id", "fetch_jars", "free_port"]
 
 KAFKA_VERSION = "3.9.1"
 _HERE = Path(__file__).resolve().parent
@@ -75,6 +75,12 @@ class KafkaBroker:
     controller_port: int
     cache: Path = _DEFAULT_CACHE
     heap: str = "512m"
+    #: Cluster membership (devtools/kafka_cluster.py sets these for its 3 nodes; the defaults are one node).
+    node_id: int = 1
+    voters: str = ""  # controller.quorum.voters; empty: this node alone
+    cluster_id: str = ""  # empty: a fresh random id at the first format
+    replication: int = 1  # internal topics' replication factor, default.replication.factor
+    min_insync: int = 1
 
     @property
     def bootstrap(self) -> str:
@@ -98,8 +104,8 @@ class KafkaBroker:
             "\n".join(
                 [
                     "process.roles=broker,controller",
-                    "node.id=1",
-                    f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
+                    f"node.id={self.node_id}",
+                    f"controller.quorum.voters={self.voters or f'1@127.0.0.1:{self.controller_port}'}",
                     f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
                     f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
                     "controller.listener.names=CONTROLLER",
@@ -108,10 +114,12 @@ class KafkaBroker:
                     f"log.dirs={logs}",
                     "num.partitions=4",
                     "auto.create.topics.enable=true",
-                    "offsets.topic.replication.factor=1",
+                    f"offsets.topic.replication.factor={self.replication}",
                     "offsets.topic.num.partitions=8",
-                    "transaction.state.log.replication.factor=1",
-                    "transaction.state.log.min.isr=1",
+                    f"transaction.state.log.replication.factor={self.replication}",
+                    f"transaction.state.log.min.isr={self.min_insync}",
+                    *([f"default.replication.factor={self.replication}", f"min.insync.replicas={self.min_insync}",
+                       "unclean.leader.election.enable=false"] if self.replication > 1 else []),
                     "group.initial.rebalance.delay.ms=0",
                     "log.cleaner.backoff.ms=1000",
                     "",
@@ -127,7 +135,7 @@ class KafkaBroker:
         self.workdir.mkdir(parents=True, exist_ok=True)
         props = self._write_config()
         if not (self.workdir / "data" / "meta.properties").exists():
-            cluster_id = _cluster_id()
+            cluster_id = self.cluster_id or _cluster_id()
             subprocess.run(
                 [*self._java(lib), "kafka.tools.StorageTool", "format",
                  "-t", cluster_id, "-c", str(props), "--ignore-formatted"],
@@ -140,6 +148,11 @@ class KafkaBroker:
         )
         self.pid_file.write_text(str(proc.pid))
         self._wait_ready(proc, timeout)
+
+    @property
+    def pid(self) -> int | None:
+        """The running JVM's PID as recorded at start, or None."""
+        return int(self.pid_file.read_text()) if self.pid_file.exists() else None
 
     def _wait_ready(self, proc: subprocess.Popen[bytes], timeout: float) -> None:
         from kafka import KafkaAdminClient  # the design card's admin client
@@ -191,6 +204,11 @@ def _terminate(pid: int, timeout: float) -> None:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+def cluster_id() -> str:
+    """A fresh KRaft cluster id."""
+    return _cluster_id()
 
 
 def _cluster_id() -> str:

@@ -46,7 +46,12 @@ from shared.messages import (
 from shared.settings import Settings
 from shared.topics import processor_app_id
 
-from .faust_fixes import drain_buffer_before_commit, seek_unread_to_beginning, track_confirmed_commits
+from .faust_fixes import (
+    drain_buffer_before_commit,
+    idempotent_producer,
+    seek_unread_to_beginning,
+    track_confirmed_commits,
+)
 from .gaps import GapDetector, read_range
 from .machine import handle
 from .reply_sender import install_reply_sender
@@ -94,6 +99,7 @@ def create_app(settings: Settings, clock: Clock | None = None, worker_id: str = 
         logging_config={"version": 1, "disable_existing_loggers": False, "root": {"level": settings.log_level.upper()}},
     )
     drain_buffer_before_commit(app)
+    idempotent_producer(app)
     seek_unread_to_beginning(app, {settings.topic("events")})
     confirmed = track_confirmed_commits(app)
     replies = install_reply_sender(app, settings)

@@ -31,6 +31,12 @@ get those events again and apply them to an empty row. ``track_confirmed_commits
 of the commits the broker did accept, and resets a partition's figure to what the broker says
 whenever faust seeks to the committed offsets after an assignment (so a figure from an earlier
 ownership of a partition never outlives it).
+
+**Producer not idempotent.** faust asks aiokafka for ``enable_idempotence`` only inside transactions
+(``Producer._settings_extra``); ``producer_acks=-1`` alone leaves retries free to write a batch twice or out of
+order when a broker dies between writing a batch and acknowledging it (found reading faust's settings for
+the fault suite, ``make faults``, whose broker kills make that window real). ``idempotent_producer`` asks for
+it always, as every other producer here does (``shared/kafka.py``).
 """
 
 from __future__ import annotations
@@ -43,9 +49,23 @@ from typing import Any
 
 import faust
 
-__all__ = ["ConfirmedCommits", "drain_buffer_before_commit", "seek_unread_to_beginning", "track_confirmed_commits"]
+__all__ = [
+    "ConfirmedCommits", "drain_buffer_before_commit", "idempotent_producer", "seek_unread_to_beginning",
+    "track_confirmed_commits",
+]
 
 log = logging.getLogger(__name__)
+
+
+def idempotent_producer(app: faust.App) -> None:
+    """Make faust's producer idempotent with acks=all (it is created lazily, after this runs)."""
+    producer: Any = app.producer
+    original = producer._settings_extra  # noqa: SLF001 - faust's only hook for producer options
+
+    def settings_extra() -> dict[str, Any]:
+        return {**original(), "acks": "all", "enable_idempotence": True}
+
+    producer._settings_extra = settings_extra  # noqa: SLF001
 
 
 def drain_buffer_before_commit(app: faust.App) -> None:

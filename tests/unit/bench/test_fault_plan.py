@@ -1,0 +1,38 @@
+"""The fault suite's schedule and verdicts (bench/faults): pure parts, no cluster."""
+
+from __future__ import annotations
+
+import random
+
+from bench.faults.flows import HTTP
+from bench.faults.injector import FAULT_KINDS, plan
+from bench.faults.verify import _problems
+from bench.faults.workload import Started
+
+
+def test_a_round_injects_every_fault_kind_and_kills_every_replica_and_is_seeded() -> None:
+    faults = plan(random.Random(7), replicas=2, quick=False)
+    assert {f.kind for f in faults} == set(FAULT_KINDS)
+    assert sorted(f.target for f in faults if f.kind == "kill") == sorted(
+        f"{s}-{n}" for s in ("processor", "http_worker", "scheduler", "ingress") for n in (0, 1))
+    assert [(f.kind, f.target) for f in plan(random.Random(7), 2, False)] == [(f.kind, f.target) for f in faults]
+
+
+def test_the_quick_round_kills_one_replica_of_each_service() -> None:
+    kills = [f.target.rsplit("-", 1)[0] for f in plan(random.Random(1), 2, quick=True) if f.kind == "kill"]
+    assert sorted(kills) == ["http_worker", "ingress", "processor", "scheduler"]
+
+
+def _verdict(path: list[tuple[str, str, str]], requests: dict[str, set[str]]) -> list[str]:
+    steps = [{"sid": f"ST{n}"} for n in range(len(path))]
+    return [what for what, _ in _problems("http", path, HTTP.path, steps, requests, HTTP.requests, [], (),
+                                          Started("http", "+1", 0.0))]
+
+
+def test_a_step_recorded_twice_a_missing_request_and_a_new_idempotency_key_are_told_apart() -> None:
+    both = {"1": {"k1"}, "2": {"k2"}}
+    assert _verdict(HTTP.path, both) == []
+    assert _verdict(HTTP.path + [HTTP.path[-1]], both) == ["duplicated_steps"]
+    assert _verdict(HTTP.path[:-1], both) == ["lost"]
+    assert _verdict(HTTP.path, {"1": {"k1"}}) == ["lost"]
+    assert _verdict(HTTP.path, {"1": {"k1", "k1b"}, "2": {"k2"}}) == ["duplicated_steps"]
