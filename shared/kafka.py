@@ -9,7 +9,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from shared.settings import Settings
 
-__all__ = ["follow", "make_producer", "make_reader", "read_all_partitions"]
+__all__ = ["assign_all_partitions", "follow", "make_producer", "make_reader", "read_all_partitions"]
 
 
 def make_producer(settings: Settings, client_id: str, linger_ms: int = 1) -> AIOKafkaProducer:
@@ -46,19 +46,24 @@ def make_reader(settings: Settings, client_id: str, bulk: bool = False) -> AIOKa
     )
 
 
-async def read_all_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
-    """Assign every partition of ``topic`` from the beginning; return them."""
-    partitions = None
+async def assign_all_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    """Assign every partition of ``topic`` (positions left to the caller); return them."""
     for _ in range(100):
-        partitions = await consumer._client.fetch_all_metadata()  # noqa: SLF001 - aiokafka has no public call
-        ids = partitions.partitions_for_topic(topic)
+        metadata = await consumer._client.fetch_all_metadata()  # noqa: SLF001 - aiokafka has no public call
+        ids = metadata.partitions_for_topic(topic)
         if ids:
             tps = [TopicPartition(topic, p) for p in sorted(ids)]
             consumer.assign(tps)
-            await consumer.seek_to_beginning(*tps)
             return tps
         await asyncio.sleep(0.2)
     raise RuntimeError(f"topic {topic} does not exist; run the topic creation first")
+
+
+async def read_all_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    """Assign every partition of ``topic`` from the beginning; return them."""
+    tps = await assign_all_partitions(consumer, topic)
+    await consumer.seek_to_beginning(*tps)
+    return tps
 
 
 async def follow(consumer: AIOKafkaConsumer, apply: Callable[[bytes | None, bytes | None, int], None],

@@ -16,6 +16,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
 from shared.clock import Clock
+from shared.kafka import assign_all_partitions
 from shared.settings import Settings
 
 from .history_postgres import PostgresHistoryStore
@@ -65,21 +66,9 @@ def resume_positions(stored: dict[int, int], begins: dict[int, int], ends: dict[
     return {p: max(stored.get(p, 0), begins.get(p, 0)) for p in ends}
 
 
-async def _assign(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
-    for _ in range(100):
-        metadata = await consumer._client.fetch_all_metadata()  # noqa: SLF001 - aiokafka has no public call
-        ids = metadata.partitions_for_topic(topic)
-        if ids:
-            tps = [TopicPartition(topic, p) for p in sorted(ids)]
-            consumer.assign(tps)
-            return tps
-        await asyncio.sleep(0.2)
-    raise RuntimeError(f"topic {topic} does not exist; run the topic creation first")
-
-
 async def follow_history(consumer: AIOKafkaConsumer, store: HistoryStore, topic: str, stored: dict[int, int]) -> None:
     """Resume from the offsets the (open) store has applied and apply every record of the topic to it, forever."""
-    tps = await _assign(consumer, topic)
+    tps = await assign_all_partitions(consumer, topic)
     begins = {tp.partition: o for tp, o in (await consumer.beginning_offsets(tps)).items()}
     ends = {tp.partition: o for tp, o in (await consumer.end_offsets(tps)).items()}
     positions = resume_positions(stored, begins, ends)
