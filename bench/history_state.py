@@ -41,6 +41,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import summarize, table, write_result
+from bench.cpu import rss_bytes
 from bench.kafka_baseline import measure_baseline
 from devtools.kafka_broker import KafkaBroker, free_port
 from shared.flow_catalog import flow_key
@@ -54,13 +55,6 @@ DAY = 86400.0
 WIDGETS = [("Trigger", "trigger", "incomingRequest"), ("set_vars", "set-variables", "next"),
            ("lookup", "make-http-request", "success"), ("check_age", "split-based-on", "match"),
            ("greet", "set-variables", "next"), ("done", "set-variables", "next")]
-
-
-def _rss(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
 
 
 def slope(xs: list[float], ys: list[float]) -> float:
@@ -241,7 +235,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         ingress.start()
         await ingress.wait_ready()
         await asyncio.sleep(2)
-        out["rss_idle_bytes"] = _rss(ingress.pid)
+        out["rss_idle_bytes"] = rss_bytes(ingress.pid)
 
         print(f"writing {args.executions} executions to the history topic…", flush=True)
         xs: list[float] = []
@@ -264,7 +258,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 while _held(db) < n + 1 - 5:  # let the ingress catch up, then sample its memory
                     await asyncio.sleep(0.5)
                 xs.append(float(_held(db)))
-                ys.append(float(_rss(ingress.pid)))
+                ys.append(float(rss_bytes(ingress.pid)))
                 print(f"  {n + 1} held, RSS {ys[-1] / 2**20:.0f} MiB", flush=True)
         await asyncio.gather(*pending)
         elapsed = time.monotonic() - started
@@ -275,20 +269,20 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 
         print("reading…", flush=True)
         out["read_path_ms"] = await _read_path(ingress, settings, flows, sample, args.reads)
-        out["memory"]["rss_after_reads_bytes"] = _rss(ingress.pid)
+        out["memory"]["rss_after_reads_bytes"] = rss_bytes(ingress.pid)
 
         print("restart…", flush=True)
         ingress.kill()
         ingress.start()
         out["restart_to_ready_seconds"] = await ingress.wait_ready()
         await asyncio.sleep(1)
-        out["memory"]["rss_after_restart_bytes"] = _rss(ingress.pid)
+        out["memory"]["rss_after_restart_bytes"] = rss_bytes(ingress.pid)
         ingress.stop()
         for p in db.parent.glob(db.name + "*"):
             p.unlink()
         ingress.start()
         out["rebuild_from_topic_seconds"] = await ingress.wait_ready()
-        out["memory"]["rss_after_rebuild_bytes"] = _rss(ingress.pid)
+        out["memory"]["rss_after_rebuild_bytes"] = rss_bytes(ingress.pid)
         ingress.stop()
 
         # Retention: keep 10 of the 25 days; the janitor deletes the rest (in chunks) and vacuums.

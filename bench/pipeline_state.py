@@ -26,6 +26,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import table, write_result
+from bench.cpu import rss_bytes
 from bench.executions import run_executions
 from bench.flows import six_widget_flow
 from bench.history_state import slope
@@ -38,13 +39,6 @@ from shared.settings import Settings
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _rss(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
 async def run(cluster: Cluster, stub_url: str, args: argparse.Namespace) -> dict[str, Any]:
     s = Settings.from_env(cluster.env)
     auth = {"Authorization": aiohttp.encode_basic_auth(s.account_sid, s.auth_token)}
@@ -52,7 +46,7 @@ async def run(cluster: Cluster, stub_url: str, args: argparse.Namespace) -> dict
                            "settings": {"executions": args.executions, "rate": args.rate, "steps": args.steps}}
     flow = await _create_flow(cluster.ingress_url, auth, six_widget_flow(stub_url))
     await asyncio.sleep(3)
-    idle = {name: _rss(p.pid) for name, p in cluster.processes.items()}
+    idle = {name: rss_bytes(p.pid) for name, p in cluster.processes.items()}
     samples: list[dict[str, Any]] = []
     done = 0
     chunk = args.executions // args.steps
@@ -61,7 +55,7 @@ async def run(cluster: Cluster, stub_url: str, args: argparse.Namespace) -> dict
                                       args.rate, chunk / args.rate)
         done += result["completed"]
         await asyncio.sleep(5)  # let tombstones, commits and sweeps settle
-        rss = {name: _rss(p.pid) for name, p in cluster.processes.items()}
+        rss = {name: rss_bytes(p.pid) for name, p in cluster.processes.items()}
         samples.append({"executions": done, "rss_bytes": rss, "completed_per_s": result["completed_per_s"],
                         "errors": result["errors"]})
         print(f"  {done} ended: " + ", ".join(f"{n} {v / 2**20:.0f} MiB" for n, v in rss.items()), flush=True)

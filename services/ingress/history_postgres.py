@@ -29,8 +29,7 @@ import orjson
 from shared.clock import Clock, SystemClock
 from shared.messages import DecodeError, ExecutionRecord, HistoryBatch, StepRecord, decode
 
-from .history_sqlite import _execution_record
-from .history_store import ListQuery, Page, TopicRecord
+from .history_store import ListQuery, Page, TopicRecord, decode_as, execution_record
 
 __all__ = ["PostgresHistoryStore"]
 
@@ -332,7 +331,7 @@ class PostgresHistoryStore:
                                        sid)
         if row is None or (row["status"] == "ended" and row["date_updated"] <= self._visible_after()):
             return None
-        return _execution_record(row["k"], row["raw"])
+        return execution_record(row["k"], row["raw"])
 
     async def known(self, sid: str) -> bool:
         return bool(await self.pool.fetchval(
@@ -355,7 +354,7 @@ class PostgresHistoryStore:
         if backwards:
             rows = list(reversed(rows))
         return Page([(row["k"], row["sid"]) for row in rows],
-                    {row["sid"]: _execution_record(row["k"], row["raw"]) for row in rows})
+                    {row["sid"]: execution_record(row["k"], row["raw"]) for row in rows})
 
     async def execution_sids(self, flow_sid: str, status: str | None = None) -> list[str]:
         where = "flow_sid = $1" + (f" AND status = '{status}'" if status in ("active", "ended") else "")
@@ -365,12 +364,12 @@ class PostgresHistoryStore:
     async def steps_of(self, execution_sid: str) -> list[StepRecord]:
         rows = await self.pool.fetch("SELECT raw FROM history_steps WHERE execution_sid = $1 ORDER BY idx",
                                      execution_sid)
-        return [_step(row["raw"]) for row in rows]
+        return [decode_as(row["raw"], StepRecord) for row in rows]
 
     async def step(self, execution_sid: str, step_sid: str) -> StepRecord | None:
         raw = await self.pool.fetchval("SELECT raw FROM history_steps WHERE execution_sid = $1 AND sid = $2",
                                        execution_sid, step_sid)
-        return None if raw is None else _step(raw)
+        return None if raw is None else decode_as(raw, StepRecord)
 
     async def known_steps(self, execution_sid: str) -> int:
         return int(await self.pool.fetchval("SELECT count(*) FROM history_steps WHERE execution_sid = $1",
@@ -436,9 +435,3 @@ def _mentioned(ordered: list[tuple[str, Any]]) -> set[str]:
             sids.update((item[0].sid, item[0].flow_sid))
     return sids
 
-
-def _step(raw: bytes) -> StepRecord:
-    record = decode(raw)
-    if not isinstance(record, StepRecord):
-        raise TypeError(f"expected StepRecord, found {type(record).__name__}")
-    return record

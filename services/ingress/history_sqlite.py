@@ -15,7 +15,6 @@ handed back by incremental vacuum after each housekeeping round.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import sqlite3
 from collections.abc import Callable
@@ -28,7 +27,7 @@ import orjson
 from shared.clock import Clock, SystemClock
 from shared.messages import DecodeError, ExecutionRecord, HistoryBatch, StepRecord, decode
 
-from .history_store import ListQuery, Page, TopicRecord
+from .history_store import ListQuery, Page, TopicRecord, decode_as, execution_record
 
 __all__ = ["SqliteHistoryStore"]
 
@@ -353,7 +352,7 @@ class SqliteHistoryStore:
         row = self._r.execute("SELECT k, status, date_updated, raw FROM executions WHERE sid = ?", (sid,)).fetchone()
         if row is None or (row[1] == "ended" and row[2] <= self._visible_after()):
             return None
-        return _execution_record(row[0], row[3])
+        return execution_record(row[0], row[3])
 
     async def known(self, sid: str) -> bool:
         r = self._r
@@ -376,7 +375,7 @@ class SqliteHistoryStore:
                                f"ORDER BY {order} LIMIT ?", (*args, query.limit)).fetchall()
         if backwards:
             rows.reverse()
-        return Page([(k, sid) for k, sid, _ in rows], {sid: _execution_record(k, raw) for k, sid, raw in rows})
+        return Page([(k, sid) for k, sid, _ in rows], {sid: execution_record(k, raw) for k, sid, raw in rows})
 
     async def execution_sids(self, flow_sid: str, status: str | None = None) -> list[str]:
         where = "flow_sid = ?" + (f" AND status = '{status}'" if status in ("active", "ended") else "")
@@ -385,12 +384,12 @@ class SqliteHistoryStore:
 
     async def steps_of(self, execution_sid: str) -> list[StepRecord]:
         rows = self._r.execute("SELECT raw FROM steps WHERE execution_sid = ? ORDER BY idx", (execution_sid,))
-        return [_decode(raw, StepRecord) for (raw,) in rows]
+        return [decode_as(raw, StepRecord) for (raw,) in rows]
 
     async def step(self, execution_sid: str, step_sid: str) -> StepRecord | None:
         row = self._r.execute("SELECT raw FROM steps WHERE execution_sid = ? AND sid = ?",
                               (execution_sid, step_sid)).fetchone()
-        return None if row is None else _decode(row[0], StepRecord)
+        return None if row is None else decode_as(row[0], StepRecord)
 
     async def known_steps(self, execution_sid: str) -> int:
         return int(self._r.execute("SELECT count(*) FROM steps WHERE execution_sid = ?", (execution_sid,)).fetchone()[0])
@@ -424,16 +423,3 @@ class _transaction:
     def __exit__(self, kind: object, *_: object) -> None:
         self.conn.execute("ROLLBACK" if kind is not None else "COMMIT")
 
-
-def _decode(raw: bytes, kind: type[T]) -> T:
-    record = decode(raw)
-    if not isinstance(record, kind):
-        raise TypeError(f"expected {kind.__name__}, found {type(record).__name__}")
-    return record
-
-
-def _execution_record(k: float, raw: bytes) -> ExecutionRecord:
-    record = _decode(raw, ExecutionRecord)
-    if record.date_created != -k:  # a replayed snapshot may disagree; the first date_created is the one shown
-        record = dataclasses.replace(record, date_created=-k)
-    return record

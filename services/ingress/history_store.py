@@ -32,12 +32,15 @@ Correctness rules (the topic is at-least-once and spread over partitions):
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
-from shared.messages import ExecutionRecord, StepRecord
+from shared.messages import ExecutionRecord, StepRecord, decode
 
-__all__ = ["HistoryStore", "ListQuery", "Page", "TopicRecord", "rank"]
+__all__ = ["HistoryStore", "ListQuery", "Page", "TopicRecord", "decode_as", "execution_record", "rank"]
+
+T = TypeVar("T")
 
 #: One record of the history topic: (partition, offset, key, value); ``value=None`` is a tombstone.
 TopicRecord = tuple[int, int, bytes | None, bytes | None]
@@ -49,6 +52,22 @@ Key = tuple[float, str]
 def rank(status: str, step_count: int, date_updated: float) -> tuple[bool, int, float]:
     """How far along a snapshot is; a snapshot with a lower rank than the held one is an old replay."""
     return (status == "ended", step_count, date_updated)
+
+
+def decode_as(raw: bytes, kind: type[T]) -> T:
+    """A stored record, which must be of ``kind``."""
+    record = decode(raw)
+    if not isinstance(record, kind):
+        raise TypeError(f"expected {kind.__name__}, found {type(record).__name__}")
+    return record
+
+
+def execution_record(k: float, raw: bytes) -> ExecutionRecord:
+    """A stored snapshot with the list key's ``date_created`` (``k = -date_created``): the first one stays."""
+    record = decode_as(raw, ExecutionRecord)
+    if record.date_created != -k:  # a replayed snapshot may disagree; the first date_created is the one shown
+        record = dataclasses.replace(record, date_created=-k)
+    return record
 
 
 @dataclass(frozen=True, slots=True)
