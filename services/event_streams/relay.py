@@ -2,7 +2,7 @@
 
 It runs inside each http-worker process (consumer group
 ``switchboard-event-streams``, so replicas share the history partitions) when
-``SWITCHBOARD_EVENT_STREAMS`` is on (the default). For every fetched batch of
+``SWITCHBOARD_EVENT_STREAMS`` is on or a sink is configured (``Settings.streams_events``). For every fetched batch of
 history records it produces their events to ``{prefix}studio-events`` (key =
 execution sid, so an execution's events stay in order on one partition;
 value = one CloudEvent as JSON), waits for the broker's acks, delivers them to

@@ -21,7 +21,7 @@ from .service import HttpWorker
 async def amain(settings: Settings) -> None:
     worker = HttpWorker(settings)
     await worker.start()
-    relay = EventStreamRelay(settings) if settings.event_streams else None  # Event Streams ride along
+    relay = EventStreamRelay(settings) if settings.streams_events else None  # Event Streams ride along
     if relay is not None:
         await relay.start()
     app = web.Application()
