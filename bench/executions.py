@@ -53,7 +53,9 @@ async def _follow_ended(bootstrap: str, topic: str, ended: dict[str, float], sto
 
 
 async def run_executions(base_url: str, auth: dict[str, str], flow_sid: str, bootstrap: str, history_topic: str,
-                         rate: float, duration: float, cpu: Any = None) -> dict[str, Any]:
+                         rate: float, duration: float, cpu: Any = None, cpu_outside: Any = None) -> dict[str, Any]:
+    """``cpu``: CPU seconds of the engine's processes by name (their sum is the engine's CPU per execution);
+    ``cpu_outside``: the same for what shares the machine but is not the engine (load generator, stub)."""
     ended: dict[str, float] = {}
     started: dict[str, float] = {}
     stop = asyncio.Event()
@@ -61,6 +63,7 @@ async def run_executions(base_url: str, auth: dict[str, str], flow_sid: str, boo
     await asyncio.sleep(1.0)
     connector = aiohttp.TCPConnector(limit=512)
     cpu_before = cpu() if cpu else {}
+    outside_before = cpu_outside() if cpu_outside else {}
     wall = time.perf_counter()
     async with aiohttp.ClientSession(connector=connector, headers=auth) as session:
         url = f"{base_url}/v2/Flows/{flow_sid}/Executions"
@@ -81,6 +84,7 @@ async def run_executions(base_url: str, auth: dict[str, str], flow_sid: str, boo
         await asyncio.sleep(0.2)
     elapsed = time.perf_counter() - wall
     cpu_after = cpu() if cpu else {}
+    outside_after = cpu_outside() if cpu_outside else {}
     cpu_used = sum(cpu_after.values()) - sum(cpu_before.values()) if cpu else 0.0
     stop.set()
     await follower
@@ -95,5 +99,9 @@ async def run_executions(base_url: str, auth: dict[str, str], flow_sid: str, boo
         "cpu_seconds_per_execution": cpu_used / len(e2e) if e2e else float("nan"), "wall_seconds": elapsed,
         "cpu_ms_per_execution_by_process": {
             name: round((cpu_after[name] - cpu_before.get(name, 0.0)) * 1000 / len(e2e), 3) for name in cpu_after
+        } if e2e else {},
+        "cpu_ms_per_execution_outside_engine": {
+            name: round((outside_after[name] - outside_before.get(name, 0.0)) * 1000 / len(e2e), 3)
+            for name in outside_after
         } if e2e else {},
     }

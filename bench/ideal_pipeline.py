@@ -45,10 +45,12 @@ from bench.kafka_baseline import measure_baseline
 from devtools.kafka_broker import KafkaBroker, free_port
 from shared.messages import HistoryBatch, encode
 
-__all__ = ["measure_ideal"]
+__all__ = ["WARMUP_RATE", "WARMUP_SECONDS", "measure_ideal"]
 
 ROOT = Path(__file__).resolve().parent.parent
 PARTITIONS = 8
+#: Both the engine and the ideal pipeline get the same unrecorded warm-up before they are measured.
+WARMUP_RATE, WARMUP_SECONDS = 200.0, 10.0
 
 
 def _producer(bootstrap: str, linger_ms: int) -> AIOKafkaProducer:
@@ -182,6 +184,9 @@ async def measure_ideal(stub_url: str, rates: list[float], duration: float) -> d
         pids["kafka"] = int(broker.pid_file.read_text())
         out: dict[str, Any] = {"baseline": await measure_baseline(broker.bootstrap, round_trips=200, burst=10000),
                                "executions": []}
+        # Warm-up, not recorded: the JVM compiles the broker's hot paths in its first seconds of load.
+        await run_executions(f"http://127.0.0.1:{port}", {}, "FW-ideal", broker.bootstrap, "ideal.history",
+                             WARMUP_RATE, WARMUP_SECONDS)
         for rate in rates:
             out["executions"].append(await run_executions(
                 f"http://127.0.0.1:{port}", {}, "FW-ideal", broker.bootstrap, "ideal.history", rate, duration,

@@ -97,6 +97,12 @@ class SqliteHistoryStore:
         # costs no lookups: owned by the writer thread.
         self._deleted: dict[str, float] = {}
         self._orphans: set[str] = set()
+        # Local writes (read-your-writes of REST creates and webhooks) waiting for the writer: under load many
+        # arrive while one commits, and the next writer job applies them all in one transaction (a commit per
+        # create cost ≈ 10 % of the ingress's CPU at 200 creates/s).
+        self._local: list[tuple[bytes, bytes | None]] = []
+        self._local_done: asyncio.Future[None] | None = None
+        self._local_busy = False  # a group is with the writer; the next one forms meanwhile
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -175,13 +181,39 @@ class SqliteHistoryStore:
         self._notify()
 
     async def apply_local(self, key: bytes, value: bytes | None) -> None:
+        """Write one record now (group commit: joins the writes queued behind the writer's current job)."""
+        self._local.append((key, value))
+        if self._local_done is None:
+            self._local_done = asyncio.get_running_loop().create_future()
+        done = self._local_done
+        if not self._local_busy:
+            self._local_busy = True
+            asyncio.get_running_loop().call_soon(self._flush_local)
+        await asyncio.shield(done)
+
+    def _flush_local(self) -> None:
+        """Hand the queued local writes to the writer as one transaction; later ones form the next group."""
+        batch, done = self._local, self._local_done
+        self._local, self._local_done = [], None
         now = self.clock.now()
 
         def apply() -> None:
             with _transaction(self._w):
-                self._apply_one(key, value, now)
-        await self._write(apply)
-        self._notify()
+                for key, value in batch:
+                    self._apply_one(key, value, now)
+
+        def finished(job: asyncio.Future[None]) -> None:
+            assert done is not None
+            if job.exception() is not None:
+                done.set_exception(job.exception())  # type: ignore[arg-type]
+            else:
+                done.set_result(None)
+                self._notify()
+            if self._local:
+                self._flush_local()
+            else:
+                self._local_busy = False
+        asyncio.ensure_future(self._write(apply)).add_done_callback(finished)
 
     def _apply_records(self, records: list[TopicRecord], now: float) -> None:
         nexts: dict[int, int] = {}

@@ -6,6 +6,7 @@ Every test runs against a real SQLite file in a temporary folder and against a r
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import shutil
 import tempfile
@@ -360,6 +361,19 @@ async def test_the_offsets_applied_survive_a_reopen_so_a_restart_reads_only_the_
 async def test_a_local_write_is_read_at_once(store: Any) -> None:
     await store.apply_local(SID.encode(), encode(execution()))
     assert [s for _, s in await listed(store)] == [SID]
+
+
+async def test_concurrent_local_writes_are_each_read_at_once_when_their_write_returns(store: Any) -> None:
+    """Group commit (SQLite): writes queued behind the writer share a transaction, yet each caller still
+    reads its own write as soon as its ``apply_local`` returns."""
+    sids = [f"FN{n:032d}" for n in range(200)]
+
+    async def write_then_read(sid: str) -> bool:
+        await store.apply_local(sid.encode(), encode(execution(sid)))
+        return await store.execution(sid) is not None
+
+    assert await asyncio.gather(*(write_then_read(sid) for sid in sids)) == [True] * len(sids)
+    assert sorted(s for _, s in await listed(store)) == sids
 
 
 async def test_disk_space_of_expired_executions_goes_back_to_the_file_system(
