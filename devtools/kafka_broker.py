@@ -122,6 +122,9 @@ class KafkaBroker:
                        "unclean.leader.election.enable=false"] if self.replication > 1 else []),
                     "group.initial.rebalance.delay.ms=0",
                     "log.cleaner.backoff.ms=1000",
+                    # Experiments (benchmarks): extra server properties, separated by ";".
+                    *[line.strip() for line in os.environ.get("SWITCHBOARD_KAFKA_EXTRA_PROPS", "").split(";")
+                      if line.strip()],
                     "",
                 ]
             )
