@@ -36,3 +36,20 @@ def test_a_step_recorded_twice_a_missing_request_and_a_new_idempotency_key_are_t
     assert _verdict(HTTP.path[:-1], both) == ["lost"]
     assert _verdict(HTTP.path, {"1": {"k1"}}) == ["lost"]
     assert _verdict(HTTP.path, {"1": {"k1", "k1b"}, "2": {"k2"}}) == ["duplicated_steps"]
+
+
+def test_groups_are_settled_only_when_each_is_stable_with_every_replica_as_a_member() -> None:
+    from bench.faults.settle import GroupState, expected_groups, unsettled
+    from shared.settings import Settings
+
+    expected = expected_groups(Settings(), {"processor": 2, "http_worker": 2, "scheduler": 2})
+    assert expected == {"switchboard-processor": 2, "switchboard-http-worker": 2,
+                        "switchboard-event-streams": 2, "switchboard.scheduler": 2}
+    stable = [GroupState(group, "Stable", members) for group, members in expected.items()]
+    assert unsettled(stable, expected) == []
+    joining = [*stable[:1], GroupState("switchboard-http-worker", "PreparingRebalance", 2), *stable[2:]]
+    assert unsettled(joining, expected) == ["switchboard-http-worker: PreparingRebalance with 2 of 2 members"]
+    one_short = [GroupState("switchboard-processor", "Stable", 1), *stable[1:]]
+    assert unsettled(one_short, expected) == ["switchboard-processor: Stable with 1 of 2 members"]
+    assert unsettled(stable[1:], expected) == ["switchboard-processor: not described"]
+    assert unsettled([], {"switchboard-processor": 0}) == []  # a service with no replica is not waited for
