@@ -20,6 +20,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from devtools.postgres_server import PostgresServer
 from devtools.simulator import Simulator, twiml_app
 from shared.settings import Settings
 from tests.integration.messages_api import MessagesApi
@@ -51,7 +52,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     defaults = Settings()
     messages = MessagesApi(defaults.account_sid, defaults.auth_token)
     messages.start()
-    topology = Topology.local(workdir, messages.base)
+    postgres: PostgresServer | None = None
+    extra: dict[str, str] = {}
+    if args.history_store == "postgres":  # one shared history copy instead of an SQLite file per ingress
+        # Not inside workdir (mode 0700): under root the server runs as another user, who must reach its folder.
+        postgres = PostgresServer(Path(tempfile.mkdtemp(prefix="switchboard-faults-pg-")))
+        await asyncio.to_thread(postgres.start)
+        extra = {"SWITCHBOARD_HISTORY_STORE": "postgres", "SWITCHBOARD_HISTORY_POSTGRES_DSN": postgres.dsn()}
+    topology = Topology.local(workdir, messages.base, extra_env=extra)
     public = topology.env["SWITCHBOARD_PUBLIC_BASE_URL"]
     recorder = Recorder(args.seed)
     runners: list[web.AppRunner] = []
@@ -81,7 +89,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             verdict = await verify(load, recorder, messages, reference)
         await load.close()
         figures = {
-            "seed": args.seed, "quick": args.quick, "executions": len(load.started),
+            "seed": args.seed, "quick": args.quick, "history_store": args.history_store, "rate": args.rate,
+            "executions": len(load.started),
             "by_kind": {k.name: sum(1 for s in load.started if s.kind == k.name) for k in KINDS},
             "lost": verdict.lost, "duplicated_steps": verdict.duplicated_steps, "stuck": verdict.stuck,
             "wrong_end": verdict.wrong_end, "webhook_errors": verdict.webhook_errors,
@@ -103,6 +112,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         for runner in runners:
             await runner.cleanup()
         await asyncio.to_thread(topology.stop)
+        if postgres is not None:
+            await asyncio.to_thread(postgres.stop)
+            shutil.rmtree(postgres.workdir, ignore_errors=True)
         messages.stop()
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -110,7 +122,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 async def _settle(topology: Topology, timeout: float) -> None:
     """Every group stable with all its replicas, then every replica ready (see ``settle.py``)."""
-    expected = expected_groups(Settings(), {name: topology.replicas for name in SERVICES})
+    expected = expected_groups(Settings.from_env(topology.env), {name: topology.replicas for name in SERVICES})
     await wait_groups_stable(topology.kafka.bootstrap, expected, timeout)
     for label in topology.labels():
         await asyncio.to_thread(topology.services.wait_ready, label, timeout)
@@ -200,13 +212,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=None, help="executions started per second")
     parser.add_argument("--concurrency", type=int, default=150)
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, Kafka data)")
+    parser.add_argument("--history-store", choices=("sqlite", "postgres"), default="sqlite",
+                        help="the ingress's history store (postgres: a throw-away PostgreSQL server)")
     args = parser.parse_args(argv)
     args.seed = args.seed if args.seed is not None else random.SystemRandom().randrange(10**6)
     args.executions = args.executions or (150 if args.quick else 2000)
     args.rate = args.rate or (1.5 if args.quick else 4.0)
     figures = asyncio.run(run(args))
     RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"{time.strftime('%Y-%m-%dT%H%M%SZ', time.gmtime())}-faults{'-quick' if args.quick else ''}.json"
+    variant = ("-quick" if args.quick else "") + ("-postgres" if args.history_store == "postgres" else "")
+    out = RESULTS / f"{time.strftime('%Y-%m-%dT%H%M%SZ', time.gmtime())}-faults{variant}.json"
     out.write_text(json.dumps(figures, indent=1, default=list))
     summary = {k: figures[k] for k in ("seed", "executions", "lost", "duplicated_steps", "stuck", "wrong_end",
                                        "webhook_errors", "rest_errors", "cut_by_ingress_kill", "rest_retried", "disturbed",

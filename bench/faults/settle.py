@@ -37,6 +37,8 @@ def expected_groups(settings: Settings, replicas: Mapping[str, int]) -> dict[str
         HTTP_WORKER_GROUP: replicas.get("http_worker", 0),
         EVENT_STREAMS_GROUP: replicas.get("http_worker", 0) if settings.event_streams else 0,
         settings.topic_prefix + "scheduler": replicas.get("scheduler", 0),
+        # the shared PostgreSQL history copy is written by the ingress replicas as one group
+        settings.topic_prefix + "history-writer": replicas.get("ingress", 0) if settings.history_store == "postgres" else 0,
     }
 
 

@@ -43,8 +43,10 @@ def test_groups_are_settled_only_when_each_is_stable_with_every_replica_as_a_mem
     from shared.settings import Settings
 
     expected = expected_groups(Settings(), {"processor": 2, "http_worker": 2, "scheduler": 2})
-    assert expected == {"switchboard-processor": 2, "switchboard-http-worker": 2,
-                        "switchboard-event-streams": 2, "switchboard.scheduler": 2}
+    assert expected == {"switchboard-processor": 2, "switchboard-http-worker": 2, "switchboard-event-streams": 2,
+                        "switchboard.scheduler": 2, "switchboard.history-writer": 0}
+    with_postgres = expected_groups(Settings(history_store="postgres"), {"ingress": 2})
+    assert with_postgres["switchboard.history-writer"] == 2  # the ingress replicas write the shared copy as a group
     stable = [GroupState(group, "Stable", members) for group, members in expected.items()]
     assert unsettled(stable, expected) == []
     joining = [*stable[:1], GroupState("switchboard-http-worker", "PreparingRebalance", 2), *stable[2:]]
