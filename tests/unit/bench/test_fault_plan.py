@@ -55,3 +55,14 @@ def test_groups_are_settled_only_when_each_is_stable_with_every_replica_as_a_mem
     assert unsettled(one_short, expected) == ["switchboard-processor: Stable with 1 of 2 members"]
     assert unsettled(stable[1:], expected) == ["switchboard-processor: not described"]
     assert unsettled([], {"switchboard-processor": 0}) == []  # a service with no replica is not waited for
+
+
+def test_a_result_file_becomes_one_table_row_with_faults_counted_by_kind() -> None:
+    from bench.faults.table import row
+
+    result = {"quick": False, "history_store": "sqlite", "seed": 3, "rate": 8.0, "executions": 2104,
+              "faults": [{"kind": "kill"}, {"kind": "kill"}, {"kind": "pause"}], "lost": 0, "duplicated_steps": 0,
+              "stuck": 0, "wrong_end": 0, "webhook_errors": 1, "rest_errors": 0, "cut_by_ingress_kill": 2,
+              "rest_retried": 2, "consumer_lag": {"a": 0, "b": 0}, "duration_seconds": 401.4}
+    assert row("x.json", result) == ("| full | 3 | 8.0 | 2,104 | 3 (2 kill, 1 pause) | 0 | 0 | 0 | 0 | 1 | 0 | 2 | 2 "
+                                     "| 0 | 401 s | `x.json` |")
