@@ -42,9 +42,11 @@ def test_groups_are_settled_only_when_each_is_stable_with_every_replica_as_a_mem
     from bench.faults.settle import GroupState, expected_groups, unsettled
     from shared.settings import Settings
 
-    expected = expected_groups(Settings(), {"processor": 2, "http_worker": 2, "scheduler": 2})
+    expected = expected_groups(Settings(event_streams=True), {"processor": 2, "http_worker": 2, "scheduler": 2})
     assert expected == {"switchboard-processor": 2, "switchboard-http-worker": 2, "switchboard-event-streams": 2,
                         "switchboard.scheduler": 2, "switchboard.history-writer": 0}
+    without_relay = expected_groups(Settings(event_streams=False), {"http_worker": 2})
+    assert without_relay["switchboard-event-streams"] == 0  # Event Streams off: the http-workers run no relay
     with_postgres = expected_groups(Settings(history_store="postgres"), {"ingress": 2})
     assert with_postgres["switchboard.history-writer"] == 2  # the ingress replicas write the shared copy as a group
     stable = [GroupState(group, "Stable", members) for group, members in expected.items()]
