@@ -72,9 +72,10 @@ clean:
 	rm -rf $(VENV) .run .pytest_cache .mypy_cache .ruff_cache
 
 # The fault suite: a 3-node KRaft cluster, 2 replicas of every service, a mixed load through the public URL, faults
-# on a seeded schedule (SEED=n to repeat one); every execution checked. Results in bench/results/<date>-faults*.json.
+# on a seeded schedule (SEED=n to repeat one; RATE=executions started per second); every execution checked.
+# Results in bench/results/<date>-faults*.json.
 faults: $(STAMP) kafka
-	$(PY) -m bench.faults $(if $(SEED),--seed $(SEED))
+	$(PY) -m bench.faults $(if $(SEED),--seed $(SEED)) $(if $(RATE),--rate $(RATE))
 
 faults-quick: $(STAMP) kafka
-	$(PY) -m bench.faults --quick $(if $(SEED),--seed $(SEED))
+	$(PY) -m bench.faults --quick $(if $(SEED),--seed $(SEED)) $(if $(RATE),--rate $(RATE))

@@ -103,7 +103,10 @@ class Settings:
     #: nothing is reused across restarts; give each replica its own persistent folder (a PVC) to reuse it.
     processor_data_dir: str = ""
     webhook_reply_budget_seconds: float = 8.0
-    rest_reply_budget_seconds: float = 10.0
+    #: How long a REST create (or end) waits for the processor. Longer than a processor failover (its 10 s
+    #: session timeout, the rebalance and the new owner's table recovery): a start waiting in Kafka for its
+    #: partition's new owner is answered, not refused, when a processor dies or stalls.
+    rest_reply_budget_seconds: float = 30.0
     max_request_body_bytes: int = 1_048_576
     max_flow_definition_bytes: int = 1_048_576
 

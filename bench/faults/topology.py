@@ -34,7 +34,8 @@ class Topology:
     paused: set[str] = field(default_factory=set)
 
     @classmethod
-    def local(cls, workdir: Path, twilio_api_base: str, replicas: int = 2) -> Topology:
+    def local(cls, workdir: Path, twilio_api_base: str, replicas: int = 2,
+              extra_env: dict[str, str] | None = None) -> Topology:
         kafka = KafkaCluster.local(workdir / "kafka")
         public_port = free_port()
         services = Cluster(workdir, {
@@ -46,6 +47,7 @@ class Topology:
             "SWITCHBOARD_LOG_JSON": "true",
             "SWITCHBOARD_DATA_DIR": str((workdir / "data").resolve()),
             "SWITCHBOARD_LAG_SAMPLE_SECONDS": "60",
+            **(extra_env or {}),
         })
         return cls(workdir, kafka, services, public_port, replicas)
 

@@ -10,7 +10,9 @@ Classification of one started execution (the client's view is in :class:`Started
   should not have);
 - ``webhook_errors`` / ``rest_errors``: requests through the public URL that got no proper answer from the
   engine; ``cut_by_ingress_kill``: those that were in flight on an ingress replica the moment it was SIGKILLed
-  (the balancer answered 502), counted apart because no server answers after SIGKILL.
+  (the balancer answered 502), counted apart because no server answers after SIGKILL. A REST create whose
+  first answer failed is retried once with its idempotency token (``rest_retried``); the first answer still
+  counts here, and the retried create must still have exactly one execution.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class Verdict:
     webhook_errors: int = 0
     rest_errors: int = 0
     cut_by_ingress_kill: int = 0  # requests in flight on an ingress replica when it was SIGKILLed (balancer: 502)
+    rest_retried: int = 0  # REST creates retried with their idempotency token after a first answer that failed
     disturbed: int = 0  # the client saw an error and its execution differs: explained, not counted as a loss
     repeated_requests: int = 0  # HTTP requests sent again with the same Idempotency-Key (allowed)
     findings: list[dict[str, Any]] = field(default_factory=list)
@@ -66,14 +69,19 @@ async def executions_by_contact(load: Workload, flow_sid: str) -> dict[str, list
 
 
 async def wait_settled(load: Workload, timeout: float) -> None:
-    """Until no execution of the load is active (or ``timeout``): timers and replies may still be on their way."""
+    """Until no execution of the load is active and every start whose client saw no error has its execution
+    listed (or ``timeout``): timers and replies may still be on their way, and a start still waiting in Kafka
+    for its partition's owner is not listed at all yet."""
     deadline = asyncio.get_running_loop().time() + timeout
     while asyncio.get_running_loop().time() < deadline:
         active = 0
+        listed: set[tuple[str, str]] = set()
         for kind in KINDS:
             listing = await executions_by_contact(load, load.flows[kind.name])
             active += sum(1 for runs in listing.values() for e in runs if e["status"] != "ended")
-        if active == 0:
+            listed.update((kind.name, contact) for contact in listing)
+        missing = sum(1 for r in load.started if not r.errors and (r.kind, r.contact) not in listed)
+        if active == 0 and missing == 0:
             return
         await asyncio.sleep(2)
 
@@ -90,9 +98,12 @@ async def verify(load: Workload, recorder: Recorder, messages: MessagesApi,
     verdict.repeated_requests = sum(count - 1 for count in attempts.values())
     for record in load.started:
         kind = _BY_NAME[record.kind]
-        webhook = record.kind.startswith("call") or any("REST create" not in e for e in record.errors)
-        if record.errors:
-            if all("upstream failed mid-request" in e for e in record.errors):
+        seen = record.retried + record.errors  # a create retried with its token still saw its first answer
+        webhook = record.kind.startswith("call") or any("REST create" not in e for e in seen)
+        if record.retried:
+            verdict.rest_retried += 1
+        if seen:
+            if all("upstream failed mid-request" in e for e in seen):
                 verdict.cut_by_ingress_kill += 1  # a SIGKILLed ingress drops what it was answering: no server can
             elif webhook:
                 verdict.webhook_errors += 1
@@ -100,7 +111,7 @@ async def verify(load: Workload, recorder: Recorder, messages: MessagesApi,
                 verdict.rest_errors += 1
             if len(verdict.findings) < 200:
                 verdict.findings.append({"what": "client_error", "kind": record.kind, "contact": record.contact,
-                                         "client_errors": record.errors[:3]})
+                                         "client_errors": seen[:3], "retried": bool(record.retried)})
         runs = listings[record.kind].get(record.contact, [])
         if not runs:
             if record.errors:

@@ -47,6 +47,7 @@ class Started:
     at: float
     sid: str = ""  # known for REST creates
     errors: list[str] = field(default_factory=list)  # what the client saw go wrong (non-2xx, webhook errors)
+    retried: list[str] = field(default_factory=list)  # a REST create's first answer, when it was retried
     said: list[str] = field(default_factory=list)
 
 
@@ -81,8 +82,8 @@ class Workload:
         assert self._session is not None
         return self._session
 
-    async def post(self, path: str, data: dict[str, str]) -> tuple[int, Any]:
-        async with self.session.post(self.base + path, data=data, headers=self.auth) as r:
+    async def post(self, path: str, data: dict[str, str], headers: dict[str, str] | None = None) -> tuple[int, Any]:
+        async with self.session.post(self.base + path, data=data, headers={**self.auth, **(headers or {})}) as r:
             raw = await r.read()
             try:
                 return r.status, orjson.loads(raw)
@@ -148,14 +149,24 @@ class Workload:
         return record
 
     async def _rest(self, record: Started, flow: str, params: dict[str, Any]) -> bool:
+        """Create with an idempotency token, as a careful client does, and retry once with the same token if the
+        first answer was not a success (a 503 in a failover, a 502 from a replica killed mid-request): the
+        retry must answer the one execution, never start a second (verify counts executions per contact)."""
         data = {"To": record.contact, "From": CHANNEL}
         if params:
             data["Parameters"] = orjson.dumps(params).decode()
-        code, body = await self.post(f"/v2/Flows/{flow}/Executions", data)
-        if code == 201:
-            record.sid = str(body["sid"])
-            return True
-        record.errors.append(self._stamp(f"REST create: {code} {str(body)[:200]}"))
+        headers = {"I-Twilio-Idempotency-Token": f"faults-{self.seed}-{record.contact}"}
+        for attempt in range(2):
+            code, body = await self.post(f"/v2/Flows/{flow}/Executions", data, headers)
+            if code == 201:
+                record.sid = str(body["sid"])
+                return True
+            error = self._stamp(f"REST create: {code} {str(body)[:200]}")
+            if attempt == 0:
+                record.retried.append(error)
+                await asyncio.sleep(1.0)
+            else:
+                record.errors.append(error)
         return False
 
     async def _reply_when_asked(self, record: Started, flow: str, sim: Simulator) -> None:

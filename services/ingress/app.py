@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
+from aiokafka import TopicPartition
 
 from shared import metrics
 from shared.clock import Clock, SystemClock
@@ -91,8 +92,14 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
         history = open_store(settings, clock or SystemClock())
         stored_offsets = await history.open()  # before any handler can read it
         await read_all_partitions(readers[1], settings.topic("flows"))
+        history_topic = settings.topic("history")
+
+        async def history_ends() -> dict[int, int]:
+            tps = [TopicPartition(history_topic, p) for p in sorted(await producer.partitions_for(history_topic))]
+            return {tp.partition: int(offset) for tp, offset in (await readers[2].end_offsets(tps)).items()}
+
         deps = Deps(settings, producer, replies, catalog, history, clock or SystemClock(),
-                    Urls(settings.public_base_url, settings.account_sid))
+                    Urls(settings.public_base_url, settings.account_sid), history_ends=history_ends)
         app[DEPS] = deps
         state["deps"] = deps
         tasks = [asyncio.create_task(replies.run()), asyncio.create_task(follow_flows(readers[1], catalog)),

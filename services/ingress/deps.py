@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -30,6 +31,9 @@ class Deps:
     clock: Clock
     urls: Urls
     stopping: bool = False
+    #: The history topic's end offsets now (partition -> offset): how far this replica's copy must have
+    #: applied before "not in the history" means "never created" (idempotent creates); None: do not wait.
+    history_ends: Callable[[], Awaitable[dict[int, int]]] | None = None
 
     async def publish(self, topic: str, key: str, message: Message | None) -> int:
         """Publish and wait for the broker's acknowledgement (the caller answers only after that); the offset."""

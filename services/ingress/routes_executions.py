@@ -23,6 +23,7 @@ from .deps import DEPS, Deps
 from .errors import ApiError
 from .forms import form, page_request, required
 from .history_store import ListQuery
+from .idempotency import execution_sid_for, token_of, wait_caught_up
 from .paging import envelope, select, window_of
 from .resources import execution_context_json, execution_json, step_context_json, step_json
 from .routes_flows import CROSS_REPLICA_GRACE_SECONDS, find_flow, json_response, tombstone_history
@@ -48,6 +49,47 @@ async def _await_reply(deps: Deps, reply_id: str, future: asyncio.Future[Reply])
         raise ApiError(503, 20503, "The execution engine did not answer in time; retry later") from exc
     finally:
         deps.replies.forget(reply_id)
+
+
+#: While a create waits for the processor's answer, how often it also looks for the execution in the history:
+#: a start the processor applied may have its answer delayed or lost (a zombie that woke up, a reply partition
+#: moving), while its record reaches every replica through the history topic.
+_HISTORY_LOOK_SECONDS = 1.0
+
+
+async def _await_start(deps: Deps, reply_id: str, future: asyncio.Future[Reply], sid: str,
+                       flow_sid: str) -> Reply | ExecutionRecord | None:
+    """The processor's answer to a start, or the execution's record once the history has it, whichever comes
+    first within the REST reply budget; None when neither came."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + deps.settings.rest_reply_budget_seconds
+    try:
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return None
+            try:
+                return await asyncio.wait_for(asyncio.shield(future), min(remaining, _HISTORY_LOOK_SECONDS))
+            except TimeoutError:
+                record = await deps.history.execution(sid)
+                if record is not None and record.flow_sid == flow_sid:
+                    return record
+    finally:
+        deps.replies.forget(reply_id)
+
+
+async def _created_before(deps: Deps, flow_sid: str, sid: str) -> ExecutionRecord | None:
+    """The execution a create with this (derived) sid already started, from this replica's history copy once
+    it has caught up with the topic (``idempotency.py``)."""
+    if deps.history_ends is not None:
+        await wait_caught_up(deps.history.offsets, deps.history_ends, deps.history.changed, _CATCH_UP_SECONDS)
+    record = await deps.history.execution(sid)
+    return record if record is not None and record.flow_sid == flow_sid else None
+
+
+#: How long an idempotent create waits for this replica's history copy to catch up before looking in it
+#: (normally milliseconds; a replica that stays behind longer still has the processor's own check).
+_CATCH_UP_SECONDS = 3.0
 
 
 def _parameters(text: str) -> dict[str, Any]:
@@ -76,13 +118,32 @@ async def create_execution(request: web.Request) -> web.Response:
         raise ApiError(400, 20001, f"Flow {flow_sid} has no published revision: publish one, or add {to} "
                                    "to the flow's TestUsers to run its latest draft")
     parameters = _parameters(data.get("Parameters", ""))
+    try:
+        token = token_of(request.headers)
+    except ValueError as exc:
+        raise ApiError(400, 20001, str(exc)) from exc
+    sid = execution_sid_for(deps.settings.account_sid, flow_sid, to, token)
+    if token is not None:
+        existing = await _created_before(deps, flow_sid, sid)
+        if existing is not None:  # a retry of a create that took effect: the same execution, nothing new runs
+            return json_response(execution_json(existing, deps.urls), 201)
     reply_id, future = deps.replies.expect()
-    event = StartExecution(execution_sid=new_sid("FN"), flow_sid=flow_sid, revision=revision.revision,
+    event = StartExecution(execution_sid=sid, flow_sid=flow_sid, revision=revision.revision,
                            route=route_key(flow_sid, to), contact_address=to, channel_address=from_,
                            flow_data=parameters, created_at=deps.clock.now(), initiated_by=new_sid("RQ"),
                            reply_id=reply_id, reply_partition=deps.replies.partition)
     await deps.publish("events", event.route, event)
-    reply = await _await_reply(deps, reply_id, future)
+    answer = await _await_start(deps, reply_id, future, sid, flow_sid)
+    if answer is None:
+        # The start is in Kafka and will be applied once its partition has an owner again; it may still be
+        # refused then (another execution of this contact active). Name it, so the client can look or retry.
+        retry = ("retrying with the same idempotency token answers that execution" if token is not None
+                 else "send I-Twilio-Idempotency-Token to make a retry safe")
+        raise ApiError(503, 20503, f"The execution engine did not answer in time; execution {sid} may still "
+                                   f"start ({retry})")
+    if isinstance(answer, ExecutionRecord):
+        return json_response(execution_json(answer, deps.urls), 201)
+    reply = answer
     if reply.status == "conflict":
         raise ApiError(409, reply.error_code or 20409, reply.error_message)
     if reply.status != "ok" or not isinstance(reply.execution, dict):

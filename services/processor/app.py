@@ -277,7 +277,10 @@ def create_app(settings: Settings, clock: Clock | None = None, worker_id: str = 
 
     @app.page("/readyz")
     async def readyz(self: Any, request: Any) -> Any:
-        ready = catalog.ready.is_set() and not app.rebalancing and not app.tables.recovery.in_recovery  # type: ignore[attr-defined]
+        # rebalancing_count: not ready before the first join of the group has begun (until then faust is not
+        # "rebalancing" either, and a replica started beside others would say ready with no partitions yet).
+        ready = (catalog.ready.is_set() and app.rebalancing_count > 0 and not app.rebalancing  # type: ignore[attr-defined]
+                 and not app.tables.recovery.in_recovery)  # type: ignore[attr-defined]
         return self.json({"status": "ready" if ready else "not ready"}, status=200 if ready else 503)
 
     app.catalog = catalog  # type: ignore[attr-defined]

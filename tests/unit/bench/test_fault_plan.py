@@ -36,3 +36,35 @@ def test_a_step_recorded_twice_a_missing_request_and_a_new_idempotency_key_are_t
     assert _verdict(HTTP.path[:-1], both) == ["lost"]
     assert _verdict(HTTP.path, {"1": {"k1"}}) == ["lost"]
     assert _verdict(HTTP.path, {"1": {"k1", "k1b"}, "2": {"k2"}}) == ["duplicated_steps"]
+
+
+def test_groups_are_settled_only_when_each_is_stable_with_every_replica_as_a_member() -> None:
+    from bench.faults.settle import GroupState, expected_groups, unsettled
+    from shared.settings import Settings
+
+    expected = expected_groups(Settings(event_streams=True), {"processor": 2, "http_worker": 2, "scheduler": 2})
+    assert expected == {"switchboard-processor": 2, "switchboard-http-worker": 2, "switchboard-event-streams": 2,
+                        "switchboard.scheduler": 2, "switchboard.history-writer": 0}
+    without_relay = expected_groups(Settings(event_streams=False), {"http_worker": 2})
+    assert without_relay["switchboard-event-streams"] == 0  # Event Streams off: the http-workers run no relay
+    with_postgres = expected_groups(Settings(history_store="postgres"), {"ingress": 2})
+    assert with_postgres["switchboard.history-writer"] == 2  # the ingress replicas write the shared copy as a group
+    stable = [GroupState(group, "Stable", members) for group, members in expected.items()]
+    assert unsettled(stable, expected) == []
+    joining = [*stable[:1], GroupState("switchboard-http-worker", "PreparingRebalance", 2), *stable[2:]]
+    assert unsettled(joining, expected) == ["switchboard-http-worker: PreparingRebalance with 2 of 2 members"]
+    one_short = [GroupState("switchboard-processor", "Stable", 1), *stable[1:]]
+    assert unsettled(one_short, expected) == ["switchboard-processor: Stable with 1 of 2 members"]
+    assert unsettled(stable[1:], expected) == ["switchboard-processor: not described"]
+    assert unsettled([], {"switchboard-processor": 0}) == []  # a service with no replica is not waited for
+
+
+def test_a_result_file_becomes_one_table_row_with_faults_counted_by_kind() -> None:
+    from bench.faults.table import row
+
+    result = {"quick": False, "history_store": "sqlite", "seed": 3, "rate": 8.0, "executions": 2104,
+              "faults": [{"kind": "kill"}, {"kind": "kill"}, {"kind": "pause"}], "lost": 0, "duplicated_steps": 0,
+              "stuck": 0, "wrong_end": 0, "webhook_errors": 1, "rest_errors": 0, "cut_by_ingress_kill": 2,
+              "rest_retried": 2, "consumer_lag": {"a": 0, "b": 0}, "duration_seconds": 401.4}
+    assert row("x.json", result) == ("| full | 3 | 8.0 | 2,104 | 3 (2 kill, 1 pause) | 0 | 0 | 0 | 0 | 1 | 0 | 2 | 2 "
+                                     "| 0 | 401 s | `x.json` |")
