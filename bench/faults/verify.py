@@ -147,6 +147,10 @@ async def verify(load: Workload, recorder: Recorder, messages: MessagesApi,
                 verdict.findings.append({"what": "disturbed", "kind": record.kind, "sid": sid,
                                          "client_errors": record.errors[:3], "detail": problems})
             continue
+        if steps:  # why the execution went that way: the last step's context (e.g. an HTTP widget's error)
+            last = steps[-1]["sid"]
+            code, context = await load.get(f"/v2/Flows/{load.flows[record.kind]}/Executions/{sid}/Steps/{last}/Context")
+            problems.append(("context", {"step": steps[-1]["name"], "context": context if code == 200 else code}))
         verdict.add(what, record, sid, problems)
     return verdict
 
