@@ -237,7 +237,7 @@ class BatchedProcessor:
             "partitions": partitions, "seconds": round(time.perf_counter() - started, 3),
             "changelog_records": sum(f.records for f in folds.values()),
             "ignored_stale_records": sum(f.ignored for f in folds.values()),
-            "idle_rows_on_disk": sum(local.values())}})
+            "local_rows": sum(n for n, _ in local.values()), "idle_local_rows": sum(n for _, n in local.values())}})
 
     # -- the loop ------------------------------------------------------------------------------------
 

@@ -89,17 +89,18 @@ def _deletes_applied(headers: Iterable[tuple[str, bytes]]) -> int | None:
     return None
 
 
-async def note_idle_rows(partition: int, rows: RouteRows, candidates: SweepCandidates) -> int:
-    """Note the idle rows already in a local store (candidates live in memory: a restart must find them again)."""
-    found = 0
-    for index, (key, value) in enumerate(rows.items()):
+async def note_idle_rows(partition: int, rows: RouteRows, candidates: SweepCandidates) -> tuple[int, int]:
+    """Note the idle rows already in a local store (candidates live in memory: a restart must find them again);
+    (rows, idle rows) found."""
+    found = index = 0
+    for index, (key, value) in enumerate(rows.items(), start=1):
         applied = idle_applied(value)
         if applied is not None:
             candidates.note(partition, key, applied)
             found += 1
-        if index % 10_000 == 9_999:
+        if index % 10_000 == 0:
             await asyncio.sleep(0)  # other tasks (heartbeats, /metrics) keep running during a long scan
-    return found
+    return index, found
 
 
 async def recover_partitions(reader: AIOKafkaConsumer, topic: str, stores: dict[int, RouteRows],
