@@ -85,6 +85,9 @@ async def test_a_processor_killed_mid_batch_restarts_from_rocksdb_and_the_change
         sids[contact] = (await api.start(flow_sid, to=contact, from_=CHANNEL, params={"base": base}))["sid"]
 
     await asyncio.gather(*(start(phone()) for _ in range(EXECUTIONS // 2)))
+    while len(work.requests) < EXECUTIONS // 2:  # their first batches are sent ...
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.3)  # ... and committed: their rows are in the local store (the executions still wait)
     # Kill while starts keep coming and results keep arriving: some batch is in hand, sent or half sent.
     late = [phone() for _ in range(EXECUTIONS // 2)]
     starting = asyncio.ensure_future(asyncio.gather(*(start(c) for c in late), return_exceptions=True))
