@@ -96,6 +96,12 @@ class Settings:
     #: runs interleaved 4/15/4/15 ms: 139, 179, 164, 183 executions/s; 7.8, 6.6, 7.1, 6.8 ms CPU per execution
     #: (an earlier sequence on a quieter machine: 4 ms 207/s, 15 ms 256-269/s, 30 ms 266/s).
     processor_linger_ms: int = 15
+    #: How the processor consumes and produces: ``batched`` (its own aiokafka loop, services/processor/loop.py:
+    #: a batch of events applied, its rows and outputs produced and acknowledged, then its offsets committed) or
+    #: ``faust`` (the earlier faust agent, services/processor/app.py). Both read and write the same changelog.
+    processor_loop: str = "batched"
+    #: Events the batched loop takes per poll (one produce-and-commit round per batch).
+    processor_batch_records: int = 500
     #: Where the processor keeps its tables: ``rocksdb`` (on local disk under ``processor_data_dir``; a
     #: restart reads that plus the changelog's tail) or ``memory`` (a restart re-reads the whole changelog).
     processor_store: str = "rocksdb"
@@ -207,6 +213,10 @@ class Settings:
                     raise ConfigError(f"SWITCHBOARD_OUTBOUND_ALLOW: {exc}") from exc
         if self.event_partitions < 1 or self.reply_partitions < 1:
             raise ConfigError("partition counts must be at least 1")
+        if self.processor_loop not in ("batched", "faust"):
+            raise ConfigError(f"SWITCHBOARD_PROCESSOR_LOOP must be 'batched' or 'faust', not {self.processor_loop!r}")
+        if self.processor_batch_records < 1:
+            raise ConfigError("SWITCHBOARD_PROCESSOR_BATCH_RECORDS must be at least 1")
         if self.history_store not in ("sqlite", "postgres"):
             raise ConfigError(f"SWITCHBOARD_HISTORY_STORE must be 'sqlite' or 'postgres', not {self.history_store!r}")
         if self.history_store == "postgres" and not self.history_postgres_dsn:

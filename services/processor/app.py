@@ -30,13 +30,11 @@ from shared.messages import (
     CancelTimer,
     DecodeError,
     EndRequested,
-    ExecutionRecord,
     HttpRequest,
     HttpResult,
     Reply,
     ScheduleTimer,
     StartExecution,
-    StepRecord,
     TimerFired,
     WebhookReceived,
     decode,
@@ -46,6 +44,7 @@ from shared.messages import (
 from shared.settings import Settings
 from shared.topics import processor_app_id
 
+from .counting import count_applied
 from .faust_fixes import (
     drain_buffer_before_commit,
     idempotent_producer,
@@ -202,7 +201,7 @@ def create_app(settings: Settings, clock: Clock | None = None, worker_id: str = 
                 "offset": env.offset, "commands": len(outcome.commands), "records": len(outcome.records)}})
             metrics.PROCESSOR_EVENTS.labels(message.kind, "replayed").inc()
         else:
-            _count(message.kind, outcome.records)
+            count_applied(message.kind, outcome.records)
 
     gaps = GapDetector()
     gap_reader: list[Any] = []  # made on first use, inside the running loop
@@ -308,19 +307,3 @@ def _committed(app: faust.App, tp: Any) -> int:
     """The partition's committed offset as faust tracks it (events below it are never redelivered); -1 if unknown."""
     committed = getattr(app.consumer, "_committed_offset", {}).get(tp)
     return committed if isinstance(committed, int) else -1
-
-
-def _count(kind: str, records: list[ExecutionRecord | StepRecord]) -> None:
-    metrics.PROCESSOR_EVENTS.labels(kind, "handled").inc()
-    for record in records:
-        if isinstance(record, StepRecord):
-            metrics.STEPS.labels(metrics.widget_type_label(record.type),
-                                 record.name if record.name.isalpha() else "limit").inc()
-            if record.index == 0:
-                metrics.EXECUTIONS_STARTED.labels(record.name).inc()
-        elif record.status == "ended":
-            metrics.EXECUTIONS_ENDED.labels(record.end_reason or "completed").inc()
-            error = record.context.get("error") if isinstance(record.context, dict) else None
-            log.info("execution ended", extra={"fields": {
-                "flow_sid": record.flow_sid, "execution_sid": record.sid, "reason": record.end_reason or "completed",
-                "steps": record.step_count, **({"error_code": error.get("code")} if isinstance(error, dict) else {})}})

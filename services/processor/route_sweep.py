@@ -82,6 +82,10 @@ class SweepCandidates:
         if keys is not None:
             keys.pop(key, None)
 
+    def drop(self, partition: int) -> None:
+        """Forget a partition this process no longer owns (its next owner finds its idle rows itself)."""
+        self._pending.pop(partition, None)
+
     def due(self, partition: int, committed: int, limit: int = 256) -> list[bytes]:
         """Take up to ``limit`` keys noted with an offset below ``committed``, oldest first.
 
