@@ -23,21 +23,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared import metrics
 from shared.clock import Clock, SystemClock
-from shared.flow_catalog import FlowCatalog, flow_wait, follow_flows
+from shared.flow_catalog import FlowCatalog, follow_flows
 from shared.kafka import make_reader, read_all_partitions
-from shared.logs import rebind
 from shared.messages import (
     CancelTimer,
-    DecodeError,
-    EndRequested,
     HttpRequest,
-    HttpResult,
     Reply,
     ScheduleTimer,
-    StartExecution,
-    TimerFired,
-    WebhookReceived,
-    decode,
     encode,
     history_batch,
 )
@@ -52,7 +44,7 @@ from .faust_fixes import (
     track_confirmed_commits,
 )
 from .gaps import GapDetector, read_range
-from .machine import handle
+from .intake import apply_event, decode_event, wait_for_flows
 from .reply_sender import install_reply_sender
 from .route_sweep import SweepCandidates, droppable, idle, idle_applied
 from .runner import Outcome
@@ -158,37 +150,16 @@ def create_app(settings: Settings, clock: Clock | None = None, worker_id: str = 
 
     async def handle_record(key: bytes, value: bytes | None, tp: Any, offset: int) -> None:
         """Decode one event, run the state machine on it, store the route's row, send the outputs."""
-        try:
-            message = decode(value or b"")
-        except DecodeError as exc:
-            log.error("dropping an undecodable event", extra={"fields": {"error": str(exc)}})
-            metrics.PROCESSOR_EVENTS.labels("undecodable", "dropped").inc()
+        message = decode_event(value, offset)
+        if message is None:
             return
-        if not isinstance(message, StartExecution | WebhookReceived | HttpResult | TimerFired | EndRequested):
-            metrics.PROCESSOR_EVENTS.labels(message.kind, "dropped").inc()
-            return
-        if not catalog.ready.is_set():
-            # After a restart the flows are re-read from Kafka; an event handled before that would
-            # find its flow "gone" and end its execution (20404). Wait until the catalog caught up.
-            await catalog.ready.wait()
-        if isinstance(message, StartExecution | WebhookReceived):
-            sent_at = message.created_at if isinstance(message, StartExecution) else message.received_at
-            await catalog.wait_for(message.flow_sid, message.revision, timeout=flow_wait(clock.now(), sent_at))
-        rebind(execution_sid=getattr(message, "execution_sid", ""), flow_sid=getattr(message, "flow_sid", ""))
+        await wait_for_flows(catalog, message, clock)
         route, executions = decode_route_record(routes.get(key))
         env = Env(now=clock.now(), settings=settings, flows=catalog.definition, offset=offset,
                   committed=_committed(app, tp), latest_revision=catalog.latest_revision)
-        try:
-            outcome = handle(message, route, executions, env)
-        except Exception:  # noqa: BLE001 - a poison event is skipped (and counted), not crash-looped on
-            log.exception("the state machine failed on an event; skipping it")
-            metrics.PROCESSOR_EVENTS.labels(message.kind, "failed").inc()
+        outcome = apply_event(message, route, executions, env)
+        if outcome is None:
             return
-        for sid, state in outcome.executions.items():
-            if state is None:
-                executions.pop(sid, None)
-            else:
-                executions[sid] = state
         if outcome.route.empty and not executions:
             routes.pop(key, None)  # a route that never had an execution: nothing to protect
         else:

@@ -38,24 +38,14 @@ from aiokafka.errors import KafkaError
 
 from shared import metrics
 from shared.clock import Clock, SystemClock
-from shared.flow_catalog import FlowCatalog, flow_wait, follow_flows
+from shared.flow_catalog import FlowCatalog, follow_flows
 from shared.kafka import make_reader, read_all_partitions
-from shared.logs import rebind
-from shared.messages import (
-    DecodeError,
-    EndRequested,
-    HttpResult,
-    StartExecution,
-    TimerFired,
-    WebhookReceived,
-    decode,
-)
 from shared.settings import Settings
 from shared.topics import changelog_topics, processor_app_id
 
 from .batch import Batch, Output, outputs_of
 from .counting import count_applied
-from .machine import handle
+from .intake import apply_event, decode_event, wait_for_flows
 from .recovery import note_idle_rows, recover_partitions
 from .route_store import RouteRows, discard_local, open_rows
 from .route_sweep import SweepCandidates, droppable, idle
@@ -66,7 +56,6 @@ __all__ = ["BatchedProcessor"]
 
 log = logging.getLogger(__name__)
 
-_EVENTS = (StartExecution, WebhookReceived, HttpResult, TimerFired, EndRequested)
 #: How long a poll waits for events when there are none (also the sweep interval of an idle processor).
 POLL_MS = 200
 
@@ -295,41 +284,19 @@ class BatchedProcessor:
                      urgent: list[asyncio.Future[Any]]) -> None:
         """Decode one event, run the state machine on it, keep the route's row in the batch, send or keep outputs."""
         key: bytes = record.key or b""
-        try:
-            message = decode(record.value or b"")
-        except DecodeError as exc:
-            log.error("dropping an undecodable event", extra={"fields": {"error": str(exc), "offset": record.offset}})
-            metrics.PROCESSOR_EVENTS.labels("undecodable", "dropped").inc()
+        message = decode_event(record.value, record.offset)
+        if message is None:
             return
-        if not isinstance(message, _EVENTS):
-            metrics.PROCESSOR_EVENTS.labels(message.kind, "dropped").inc()
-            return
-        catalog = self.catalog
-        if not catalog.ready.is_set():
-            # After a restart the flows are re-read from Kafka; an event handled before that would
-            # find its flow "gone" and end its execution (20404). Wait until the catalog caught up.
-            await catalog.ready.wait()
-        if isinstance(message, StartExecution | WebhookReceived):
-            sent_at = message.created_at if isinstance(message, StartExecution) else message.received_at
-            await catalog.wait_for(message.flow_sid, message.revision, timeout=flow_wait(self.clock.now(), sent_at))
-        rebind(execution_sid=getattr(message, "execution_sid", ""), flow_sid=getattr(message, "flow_sid", ""))
+        await wait_for_flows(self.catalog, message, self.clock)
         written, stored = batch.row(partition, key)
         if not written:
             stored = store.get(key)
         route, executions = decode_route_record(stored)
-        env = Env(now=self.clock.now(), settings=self.settings, flows=catalog.definition, offset=record.offset,
-                  committed=self._committed.get(partition, -1), latest_revision=catalog.latest_revision)
-        try:
-            outcome = handle(message, route, executions, env)
-        except Exception:  # noqa: BLE001 - a poison event is skipped (and counted), not crash-looped on
-            log.exception("the state machine failed on an event; skipping it")
-            metrics.PROCESSOR_EVENTS.labels(message.kind, "failed").inc()
+        env = Env(now=self.clock.now(), settings=self.settings, flows=self.catalog.definition, offset=record.offset,
+                  committed=self._committed.get(partition, -1), latest_revision=self.catalog.latest_revision)
+        outcome = apply_event(message, route, executions, env)
+        if outcome is None:
             return
-        for sid, state in outcome.executions.items():
-            if state is None:
-                executions.pop(sid, None)
-            else:
-                executions[sid] = state
         if outcome.route.empty and not executions:
             if stored is not None:  # a route that never had an execution: nothing to protect
                 batch.delete(partition, key, route.applied)
